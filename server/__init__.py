@@ -1,0 +1,1 @@
+"""The gRPC server process: settings, security, error mapping and wiring."""

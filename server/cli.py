@@ -1,0 +1,141 @@
+"""The ``onboarding`` command: serve, migrate, manage users and API keys."""
+
+from __future__ import annotations
+
+import asyncio
+import getpass
+import sys
+from collections.abc import Awaitable, Callable
+from typing import Annotated, TypeVar
+
+import typer
+
+from server import logs
+from server.db import Database, create_engine
+from server.errors import ApiError
+from server.settings import get_settings
+
+app = typer.Typer(help="Onboarding reliability API.", no_args_is_help=True)
+
+T = TypeVar("T")
+
+
+def _with_db(work: Callable[[Database], Awaitable[T]]) -> T:
+    async def run() -> T:
+        db = Database(create_engine(get_settings()))
+        try:
+            return await work(db)
+        finally:
+            await db.dispose()
+
+    try:
+        return asyncio.run(run())
+    except ApiError as err:
+        typer.echo(f"error: {err.detail}", err=True)
+        raise typer.Exit(1) from err
+
+
+def _read_password(from_stdin: bool) -> str:
+    if from_stdin or not sys.stdin.isatty():
+        return sys.stdin.readline().rstrip("\n")
+    first = getpass.getpass("Password: ")
+    if first != getpass.getpass("Password (again): "):
+        typer.echo("error: passwords differ", err=True)
+        raise typer.Exit(1)
+    return first
+
+
+@app.command()
+def serve(
+    port: Annotated[int | None, typer.Option(help="gRPC port (GRPC_PORT).")] = None,
+) -> None:
+    """Run the gRPC server until SIGTERM or Ctrl-C."""
+    from server.app import serve as run_server
+
+    settings = get_settings()
+    if port is not None:
+        settings = settings.model_copy(update={"grpc_port": port})
+    logs.configure(settings.log_level, settings.log_format)
+    asyncio.run(run_server(settings))
+
+
+@app.command()
+def migrate() -> None:
+    """Apply database migrations up to the latest revision."""
+    from server.migrate import upgrade
+
+    upgrade(get_settings())
+    typer.echo("database is up to date")
+
+
+@app.command("create-user")
+def create_user(
+    username: str,
+    staff: Annotated[bool, typer.Option("--staff", help="Staff user.")] = False,
+    superuser: Annotated[bool, typer.Option("--superuser", help="Superuser.")] = False,
+    password_stdin: Annotated[
+        bool, typer.Option("--password-stdin", help="Read the password from stdin.")
+    ] = False,
+) -> None:
+    """Create a user; the password is prompted for or read from stdin."""
+    from server.security.users import create_user as create
+
+    password = _read_password(password_stdin)
+
+    async def work(db: Database) -> None:
+        async with db.session() as session:
+            user = await create(
+                session, username, password, is_staff=staff, is_superuser=superuser
+            )
+            typer.echo(
+                f"created user {user.username} (id {user.id}, staff={user.is_staff}, "
+                f"superuser={user.is_superuser})"
+            )
+
+    _with_db(work)
+
+
+@app.command("create-api-key")
+def create_api_key(
+    username: str,
+    name: Annotated[str, typer.Option(help="A label for the key.")] = "default",
+) -> None:
+    """Create an API key for a user and print it once."""
+    from server.security.api_keys import create_api_key as create
+    from server.security.users import get_user_by_name
+
+    async def work(db: Database) -> None:
+        async with db.session() as session:
+            user = await get_user_by_name(session, username)
+            new = await create(session, user, name)
+        typer.echo(f"API key for {username} (prefix {new.prefix}); shown only once:")
+        typer.echo(new.key)
+
+    _with_db(work)
+
+
+@app.command("revoke-api-key")
+def revoke_api_key(prefix: str) -> None:
+    """Revoke an API key by its prefix (the part after ``obk_``)."""
+    from server.security.api_keys import revoke_api_key as revoke
+
+    async def work(db: Database) -> None:
+        async with db.session() as session:
+            await revoke(session, prefix)
+        typer.echo(f"revoked API key {prefix}")
+
+    _with_db(work)
+
+
+@app.command()
+def dev() -> None:
+    """Run the whole local stack: database, Redis, server and Envoy."""
+    from server import devstack
+
+    devstack.main()
+
+
+def main() -> None:
+    app()
+
+

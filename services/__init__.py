@@ -1,0 +1,1 @@
+"""One package per API service; each owns its models, logic and servicer."""

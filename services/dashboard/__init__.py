@@ -1,0 +1,1 @@
+"""Analytics dashboard built on the funnel and session computations."""

@@ -1,0 +1,1 @@
+"""Dead letter queue of failed Celery tasks."""

@@ -1,0 +1,1 @@
+"""Funnel analytics computed from session events."""

@@ -1,0 +1,1 @@
+"""Session checkpoints, resume and abandonment risk."""
