@@ -2,12 +2,28 @@
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
+
 from alembic import context
 from sqlalchemy import engine_from_config, pool
 
 import server.security.models  # noqa: F401  (registers tables on Base)
+import services
 from server.db import Base
 
+
+def _import_service_models() -> None:
+    """Register every ``services.<name>.models`` module's tables on Base."""
+    for module in pkgutil.iter_modules(services.__path__):
+        try:
+            importlib.import_module(f"services.{module.name}.models")
+        except ModuleNotFoundError as err:
+            if err.name != f"services.{module.name}.models":
+                raise
+
+
+_import_service_models()
 config = context.config
 target_metadata = Base.metadata
 

@@ -71,11 +71,17 @@ class Resources:
 
 @dataclass(frozen=True)
 class ServiceBinding:
-    """One API service: its descriptor, servicer factory and registrar."""
+    """One API service: its descriptor, servicer class and registrar."""
 
     descriptor: Any
-    build: Callable[[Resources], Any]
+    servicer_class: type
     register: Callable[[Any, grpc.aio.Server], None]
+
+    def build(self, resources: Resources) -> Any:
+        """Servicers of this project take the shared resources; bases don't."""
+        if self.servicer_class.__module__.startswith("onboarding."):
+            return self.servicer_class()
+        return self.servicer_class(resources)
 
     @property
     def full_name(self) -> str:
@@ -91,27 +97,27 @@ def _service(module: Any, name: str) -> Any:
 SERVICES: tuple[ServiceBinding, ...] = (
     ServiceBinding(
         _service(auth_pb2, "AuthService"),
-        lambda r: AuthServicer(r.db, r.tokens),
+        AuthServicer,
         auth_pb2_grpc.add_AuthServiceServicer_to_server,
     ),
     ServiceBinding(
         _service(dlq_pb2, "DlqAdminService"),
-        lambda r: dlq_pb2_grpc.DlqAdminServiceServicer(),
+        dlq_pb2_grpc.DlqAdminServiceServicer,
         dlq_pb2_grpc.add_DlqAdminServiceServicer_to_server,
     ),
     ServiceBinding(
         _service(funnel_pb2, "FunnelAnalyticsService"),
-        lambda r: funnel_pb2_grpc.FunnelAnalyticsServiceServicer(),
+        funnel_pb2_grpc.FunnelAnalyticsServiceServicer,
         funnel_pb2_grpc.add_FunnelAnalyticsServiceServicer_to_server,
     ),
     ServiceBinding(
         _service(sessions_pb2, "SessionRecoveryService"),
-        lambda r: sessions_pb2_grpc.SessionRecoveryServiceServicer(),
+        sessions_pb2_grpc.SessionRecoveryServiceServicer,
         sessions_pb2_grpc.add_SessionRecoveryServiceServicer_to_server,
     ),
     ServiceBinding(
         _service(dashboard_pb2, "AnalyticsDashboardService"),
-        lambda r: dashboard_pb2_grpc.AnalyticsDashboardServiceServicer(),
+        dashboard_pb2_grpc.AnalyticsDashboardServiceServicer,
         dashboard_pb2_grpc.add_AnalyticsDashboardServiceServicer_to_server,
     ),
 )

@@ -34,6 +34,7 @@ POLICIES: dict[str, RpcPolicy] = {
     # Authentication itself is open; rate limits still apply per address.
     f"{_P}AuthService/Login": RpcPolicy(Permission.ALLOW_ANY),
     f"{_P}AuthService/RefreshToken": RpcPolicy(Permission.ALLOW_ANY),
+    f"{_P}AuthService/GetCurrentUser": RpcPolicy(Permission.IS_AUTHENTICATED),
     # DLQ administration is staff only; clearing is irreversible.
     f"{_P}DlqAdminService/ListTasks": RpcPolicy(Permission.IS_ADMIN_USER),
     f"{_P}DlqAdminService/GetTask": RpcPolicy(Permission.IS_ADMIN_USER),

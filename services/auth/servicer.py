@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+from typing import TYPE_CHECKING
 
 import grpc
 from onboarding.v1 import auth_pb2, auth_pb2_grpc
 from sqlalchemy import select
 
-from server.db import Database, utcnow
+from server.db import utcnow
 from server.errors import InvalidArgument, Unauthenticated
 from server.security.models import User
 from server.security.passwords import verify_password
-from server.security.tokens import TokenService, TokenType
+from server.security.principal import current_principal
+from server.security.tokens import TokenType
+
+if TYPE_CHECKING:
+    from server.app import Resources
 
 
 def _required(**fields: str) -> None:
@@ -24,9 +29,9 @@ def _required(**fields: str) -> None:
 class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
     """Issues token pairs for users stored in PostgreSQL."""
 
-    def __init__(self, db: Database, tokens: TokenService) -> None:
-        self._db = db
-        self._tokens = tokens
+    def __init__(self, resources: Resources) -> None:
+        self._db = resources.db
+        self._tokens = resources.tokens
 
     async def Login(
         self, request: auth_pb2.LoginRequest, context: grpc.aio.ServicerContext
@@ -76,6 +81,18 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
                 reason="token_invalid",
             )
         return auth_pb2.RefreshTokenResponse(access=self._issue(user, TokenType.ACCESS))
+
+    async def GetCurrentUser(
+        self,
+        request: auth_pb2.GetCurrentUserRequest,
+        context: grpc.aio.ServicerContext,
+    ) -> auth_pb2.AuthUser:
+        principal = current_principal()
+        return auth_pb2.AuthUser(
+            id=principal.user_id or 0,
+            username=principal.username,
+            is_staff=principal.is_staff,
+        )
 
     def _issue(self, user: User, token_type: TokenType) -> str:
         return self._tokens.issue(

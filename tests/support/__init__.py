@@ -1,0 +1,1 @@
+"""Helpers that start the real stack (PostgreSQL, Redis, server, Envoy)."""
