@@ -144,8 +144,11 @@ def build_server(resources: Resources) -> tuple[grpc.aio.Server, health.HealthSe
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     names = [b.full_name for b in SERVICES]
     reflection.enable_server_reflection(
-        [*names, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
-         reflection.SERVICE_NAME],
+        [
+            *names,
+            health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+            reflection.SERVICE_NAME,
+        ],
         server,
     )
     return server, health_servicer
@@ -170,7 +173,9 @@ async def serve(settings: Settings) -> None:
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
 
-    logger.info("shutting down", extra={"grace_seconds": settings.shutdown_grace_seconds})
+    logger.info(
+        "shutting down", extra={"grace_seconds": settings.shutdown_grace_seconds}
+    )
     await health_servicer.enter_graceful_shutdown()
     await server.stop(settings.shutdown_grace_seconds)
     await resources.close()

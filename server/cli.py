@@ -137,5 +137,3 @@ def dev() -> None:
 
 def main() -> None:
     app()
-
-

@@ -49,26 +49,39 @@ def copy_googleapis() -> None:
             shutil.copy2(src, target / src.name)
 
 
+# Envoy prints rich error details (google.rpc.Status) as JSON only when their
+# types are in its descriptor set, so the set carries them beside the API.
+DESCRIPTOR_EXTRAS = ("google/rpc/status.proto", "google/rpc/error_details.proto")
+
+
+def _protoc(*args: str) -> None:
+    includes = [
+        f"-I{PROTO_DIR}",
+        f"-I{_googleapis_root()}",
+        f"-I{_well_known_root()}",
+    ]
+    if protoc.main(["grpc_tools.protoc", *includes, *args]) != 0:
+        raise SystemExit("protoc failed")
+
+
 def generate() -> None:
     if PYTHON_OUT.exists():
         shutil.rmtree(PYTHON_OUT)
     PYTHON_OUT.mkdir(parents=True)
     files = [str(p.relative_to(PROTO_DIR)) for p in proto_files()]
-    args = [
-        "grpc_tools.protoc",
-        f"-I{PROTO_DIR}",
-        f"-I{_googleapis_root()}",
-        f"-I{_well_known_root()}",
+    _protoc(
         f"--python_out={PYTHON_OUT}",
         f"--pyi_out={PYTHON_OUT}",
         f"--grpc_python_out={PYTHON_OUT}",
+        *files,
+    )
+    _protoc(
         "--include_imports",
         "--include_source_info",
         f"--descriptor_set_out={DESCRIPTOR_SET}",
         *files,
-    ]
-    if protoc.main(args) != 0:
-        raise SystemExit("protoc failed")
+        *DESCRIPTOR_EXTRAS,
+    )
     copy_googleapis()
     logger.info("generated %d protos into %s", len(files), GEN_DIR)
 

@@ -10,6 +10,7 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
+from typing import Any, ClassVar
 
 from sqlalchemy import DateTime, MetaData, exc
 from sqlalchemy.ext.asyncio import (
@@ -38,7 +39,9 @@ class Base(DeclarativeBase):
     """Declarative base of every table; migrations import its metadata."""
 
     metadata = MetaData(naming_convention=NAMING)
-    type_annotation_map = {datetime: DateTime(timezone=True)}
+    type_annotation_map: ClassVar[dict[Any, Any]] = {
+        datetime: DateTime(timezone=True)
+    }
 
 
 def utcnow() -> datetime:

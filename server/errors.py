@@ -19,6 +19,7 @@ ERROR_DOMAIN = "onboarding.v1"
 # Initial-metadata key that carries the complete REST error body to Envoy.
 ERROR_BODY_HEADER = "x-error-body"
 
+
 class ApiError(Exception):
     """An error a client should see, with a stable code and a human detail."""
 
@@ -73,45 +74,56 @@ class ApiError(Exception):
             status.details.add().Pack(detail)
         return status
 
+
 class InvalidArgument(ApiError):
     status = grpc.StatusCode.INVALID_ARGUMENT
     default_reason = "validation_error"
+
 
 class FailedPrecondition(ApiError):
     status = grpc.StatusCode.FAILED_PRECONDITION
     default_reason = "failed_precondition"
 
+
 class Unauthenticated(ApiError):
     status = grpc.StatusCode.UNAUTHENTICATED
     default_reason = "not_authenticated"
+
 
 class PermissionDenied(ApiError):
     status = grpc.StatusCode.PERMISSION_DENIED
     default_reason = "permission_denied"
 
+
 class NotFound(ApiError):
     status = grpc.StatusCode.NOT_FOUND
     default_reason = "not_found"
+
 
 class AlreadyExists(ApiError):
     status = grpc.StatusCode.ALREADY_EXISTS
     default_reason = "conflict"
 
+
 class Aborted(ApiError):
     status = grpc.StatusCode.ABORTED
     default_reason = "conflict"
+
 
 class Unavailable(ApiError):
     status = grpc.StatusCode.UNAVAILABLE
     default_reason = "service_unavailable"
 
+
 class Unimplemented(ApiError):
     status = grpc.StatusCode.UNIMPLEMENTED
     default_reason = "not_implemented"
 
+
 class Internal(ApiError):
     status = grpc.StatusCode.INTERNAL
     default_reason = "internal_error"
+
 
 class RateLimited(ApiError):
     """Too many requests; carries the spec's retry_after and limit_info."""
@@ -155,10 +167,12 @@ class RateLimited(ApiError):
         )
         return [retry, quota]
 
+
 def error_body_header(error: ApiError, correlation_id: str) -> tuple[str, str]:
     """The metadata pair that carries the REST body; ASCII-only JSON."""
     body = json.dumps(error.rest_body(correlation_id), ensure_ascii=True)
     return ERROR_BODY_HEADER, body
+
 
 # Every gRPC code a domain error can carry; a completeness test checks that
 # each has a known HTTP mapping in the gateway.

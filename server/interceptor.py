@@ -121,7 +121,9 @@ class ApiInterceptor(grpc.aio.ServerInterceptor):
         context: grpc.aio.ServicerContext,
     ) -> Any:
         started = time.perf_counter()
-        metadata = {k: v for k, v in context.invocation_metadata() or () if isinstance(v, str)}
+        metadata = {
+            k: v for k, v in context.invocation_metadata() or () if isinstance(v, str)
+        }
         correlation_id = correlation_id_of(metadata)
         clear_context()
         bind_context(correlation_id=correlation_id, rpc=method)
@@ -137,7 +139,9 @@ class ApiInterceptor(grpc.aio.ServerInterceptor):
         except ApiError as err:
             error = err
         except NotImplementedError:
-            error = Unimplemented(f"{method.rsplit('/', 1)[-1]} is not implemented yet.")
+            error = Unimplemented(
+                f"{method.rsplit('/', 1)[-1]} is not implemented yet."
+            )
         except Exception:
             logger.exception("unhandled error in %s", method)
             error = Internal(
@@ -171,7 +175,9 @@ class ApiInterceptor(grpc.aio.ServerInterceptor):
         bind_context(user=principal.username or None)
 
         key = caller_key(principal, metadata, context.peer() or "unknown")
-        windows = self._limiter.windows(principal, key, method, policy.critical_resource)
+        windows = self._limiter.windows(
+            principal, key, method, policy.critical_resource
+        )
         decision = await self._limiter.hit(windows)
         if decision is not None:
             headers.extend(decision.headers())

@@ -41,6 +41,9 @@ class Settings(BaseSettings):
     )
     rate_limit_critical_window_seconds: int = 3600
 
+    # A session not completed and inactive this long counts as abandoned.
+    session_abandon_after_minutes: int = 30
+
     log_level: str = "INFO"
     log_format: Literal["json", "console"] = "json"
 

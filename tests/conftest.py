@@ -7,6 +7,7 @@ database of its own.
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -22,7 +23,8 @@ import redis
 from server import devstack
 from tests.support.stack import ROOT, Gateway, ServerProcess, run_cli
 
-TEST_REDIS_DB = 15
+# Parallel runs on one machine can each pick their own Redis database.
+TEST_REDIS_DB = int(os.environ.get("TEST_REDIS_DB", "15"))
 PASSWORD = "correct-horse-battery"
 
 
@@ -99,9 +101,7 @@ def redis_url(work_dir: Path) -> str:
 
 
 @pytest.fixture(scope="session")
-def stack(
-    database_url: str, redis_url: str, work_dir: Path
-) -> Iterator[Stack]:
+def stack(database_url: str, redis_url: str, work_dir: Path) -> Iterator[Stack]:
     env = {
         "DATABASE_URL": database_url,
         "REDIS_URL": redis_url,
@@ -179,5 +179,3 @@ def direct_channel(stack: Stack) -> Iterator[grpc.Channel]:
     """Native gRPC straight to the server."""
     with grpc.insecure_channel(f"127.0.0.1:{stack.server.port}") as channel:
         yield channel
-
-

@@ -49,7 +49,9 @@ def upgrade() -> None:
     op.create_index(
         "ix_onboarding_sessions_started_at", "onboarding_sessions", ["started_at"]
     )
-    op.create_index("ix_onboarding_sessions_user_id", "onboarding_sessions", ["user_id"])
+    op.create_index(
+        "ix_onboarding_sessions_user_id", "onboarding_sessions", ["user_id"]
+    )
     op.create_index(
         "ix_onboarding_sessions_client_started",
         "onboarding_sessions",

@@ -41,7 +41,9 @@ def _split(key: str) -> str | None:
 async def create_api_key(session: AsyncSession, user: User, name: str) -> NewApiKey:
     prefix = secrets.token_hex(6)
     key = f"{KEY_PREFIX}_{prefix}_{secrets.token_urlsafe(32)}"
-    session.add(ApiKey(user_id=user.id, name=name, prefix=prefix, key_hash=_digest(key)))
+    session.add(
+        ApiKey(user_id=user.id, name=name, prefix=prefix, key_hash=_digest(key))
+    )
     await session.commit()
     return NewApiKey(key=key, prefix=prefix, name=name)
 
@@ -70,7 +72,9 @@ async def authenticate_api_key(session: AsyncSession, key: str) -> User:
         and row.user.is_active
     )
     if not valid or row is None:
-        raise Unauthenticated("API key is invalid or revoked.", reason="invalid_api_key")
+        raise Unauthenticated(
+            "API key is invalid or revoked.", reason="invalid_api_key"
+        )
     row.last_used_at = utcnow()
     await session.commit()
     return row.user

@@ -64,9 +64,7 @@ POLICIES: dict[str, RpcPolicy] = {
     f"{_P}SessionRecoveryService/CreateCheckpoint": RpcPolicy(
         Permission.IS_AUTHENTICATED
     ),
-    f"{_P}SessionRecoveryService/ResumeSession": RpcPolicy(
-        Permission.IS_AUTHENTICATED
-    ),
+    f"{_P}SessionRecoveryService/ResumeSession": RpcPolicy(Permission.IS_AUTHENTICATED),
     f"{_P}SessionRecoveryService/ListCheckpoints": RpcPolicy(
         Permission.IS_AUTHENTICATED
     ),

@@ -60,6 +60,7 @@ class Decision:
     limit: int
     remaining: int
     reset_at: int
+    retry_after: int
 
     def headers(self) -> list[tuple[str, str]]:
         return [
@@ -69,12 +70,11 @@ class Decision:
         ]
 
     def error(self) -> RateLimited:
-        retry_after = max(1, self.reset_at - int(time.time()))
         reset_time = datetime.fromtimestamp(self.reset_at, UTC)
         return RateLimited(
             f"Rate limit exceeded for resource '{self.resource}'",
             resource=self.resource,
-            retry_after=retry_after,
+            retry_after=self.retry_after,
             limit=self.limit,
             reset_time=reset_time.strftime("%Y-%m-%dT%H:%M:%SZ"),
         )
@@ -137,6 +137,7 @@ class RateLimiter:
                     limit=window.limit,
                     remaining=max(0, window.limit - count),
                     reset_at=(now_ms + ttl_ms + 999) // 1000,
+                    retry_after=max(1, (ttl_ms + 999) // 1000),
                 )
             )
         rejected = [d for d in decisions if not d.allowed]

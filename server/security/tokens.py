@@ -39,9 +39,7 @@ class TokenService:
         self._issuer = settings.jwt_issuer
         self._lifetimes = {
             TokenType.ACCESS: timedelta(seconds=settings.jwt_access_lifetime_seconds),
-            TokenType.REFRESH: timedelta(
-                seconds=settings.jwt_refresh_lifetime_seconds
-            ),
+            TokenType.REFRESH: timedelta(seconds=settings.jwt_refresh_lifetime_seconds),
         }
 
     def issue(
@@ -79,13 +77,9 @@ class TokenService:
                 options={"require": ["exp", "iat", "sub", "type", "iss"]},
             )
         except jwt.ExpiredSignatureError as err:
-            raise Unauthenticated(
-                "Token has expired.", reason="token_expired"
-            ) from err
+            raise Unauthenticated("Token has expired.", reason="token_expired") from err
         except jwt.InvalidTokenError as err:
-            raise Unauthenticated(
-                "Token is invalid.", reason="token_invalid"
-            ) from err
+            raise Unauthenticated("Token is invalid.", reason="token_invalid") from err
         if payload.get("type") != expected.value:
             raise Unauthenticated(
                 f"Expected an {expected.value} token.", reason="token_invalid"
@@ -99,6 +93,4 @@ class TokenService:
                 token_type=expected,
             )
         except (TypeError, ValueError) as err:
-            raise Unauthenticated(
-                "Token is invalid.", reason="token_invalid"
-            ) from err
+            raise Unauthenticated("Token is invalid.", reason="token_invalid") from err

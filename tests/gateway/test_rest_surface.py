@@ -55,11 +55,15 @@ def test_no_grpc_headers_leak(rest: httpx.Client, alice: Account) -> None:
     error = rest.get(ME)
 
     for reply in (ok, error):
-        leaked = [h for h in reply.headers if h.startswith("grpc-") or h == "x-error-body"]
+        leaked = [
+            h for h in reply.headers if h.startswith("grpc-") or h == "x-error-body"
+        ]
         assert leaked == []
 
 
-def test_unknown_path_is_404_in_the_error_shape(rest: httpx.Client, stack: Stack) -> None:
+def test_unknown_path_is_404_in_the_error_shape(
+    rest: httpx.Client, stack: Stack
+) -> None:
     reply = rest.get("/api/v1/onboarding/no-such-thing/")
 
     assert reply.status_code == 404
@@ -101,9 +105,7 @@ def test_oversized_body_is_413_in_the_error_shape(
 ) -> None:
     blob = "x" * (3 * 1024 * 1024)
 
-    reply = rest.post(
-        "/api/v1/auth/login/", json={"username": blob, "password": "p"}
-    )
+    reply = rest.post("/api/v1/auth/login/", json={"username": blob, "password": "p"})
 
     assert reply.status_code == 413
     assert reply.json()["error"] == "payload_too_large"
@@ -120,7 +122,9 @@ def test_unimplemented_rpc_is_501_in_the_error_shape(
     assert body["detail"] == "GetFunnel is not implemented yet."
 
 
-def test_cors_preflight_allows_browser_clients(rest: httpx.Client, stack: Stack) -> None:
+def test_cors_preflight_allows_browser_clients(
+    rest: httpx.Client, stack: Stack
+) -> None:
     reply = rest.options(
         "/api/v1/onboarding/dashboard/overview/",
         headers={
@@ -131,7 +135,10 @@ def test_cors_preflight_allows_browser_clients(rest: httpx.Client, stack: Stack)
     )
 
     assert reply.status_code in (200, 204)
-    assert reply.headers["access-control-allow-origin"] in ("*", "http://localhost:3000")
+    assert reply.headers["access-control-allow-origin"] in (
+        "*",
+        "http://localhost:3000",
+    )
     allowed = reply.headers["access-control-allow-headers"].lower()
     assert "authorization" in allowed
 

@@ -115,7 +115,9 @@ def _token(stack: Stack, account: Account, **overrides: object) -> str:
 def _tampered(token: str) -> str:
     header, payload, signature = token.split(".")
     forged = jwt.utils.base64url_encode(
-        jwt.utils.base64url_decode(payload).replace(b'"is_staff":false', b'"is_staff":true')
+        jwt.utils.base64url_decode(payload).replace(
+            b'"is_staff":false', b'"is_staff":true'
+        )
     ).decode()
     assert forged != payload
     return f"{header}.{forged}.{signature}"
@@ -140,17 +142,21 @@ def test_bad_tokens_are_401(
     header = {
         "expired": lambda: f"Bearer {_token(stack, alice, iat=past, exp=past)}",
         "tampered": lambda: f"Bearer {_tampered(alice.access)}",
-        "alg_none": lambda: "Bearer "
-        + jwt.encode(
-            jwt.decode(alice.access, options={"verify_signature": False}),
-            key=None,
-            algorithm="none",
+        "alg_none": lambda: (
+            "Bearer "
+            + jwt.encode(
+                jwt.decode(alice.access, options={"verify_signature": False}),
+                key=None,
+                algorithm="none",
+            )
         ),
-        "wrong_key": lambda: "Bearer "
-        + jwt.encode(
-            jwt.decode(alice.access, options={"verify_signature": False}),
-            "another-secret-of-sufficient-length-0123",
-            algorithm="HS256",
+        "wrong_key": lambda: (
+            "Bearer "
+            + jwt.encode(
+                jwt.decode(alice.access, options={"verify_signature": False}),
+                "another-secret-of-sufficient-length-0123",
+                algorithm="HS256",
+            )
         ),
         "refresh_as_access": lambda: f"Bearer {alice.refresh}",
         "garbage": lambda: "Bearer not.a.jwt",

@@ -47,7 +47,9 @@ def test_login_over_grpc(channel: grpc.Channel, alice: Account) -> None:
     assert headers["x-ratelimit-limit"] == "100"
 
 
-def test_missing_credentials_are_unauthenticated(channel: grpc.Channel, alice: Account) -> None:
+def test_missing_credentials_are_unauthenticated(
+    channel: grpc.Channel, alice: Account
+) -> None:
     stub = auth_pb2_grpc.AuthServiceStub(channel)
 
     with pytest.raises(grpc.RpcError) as caught:
@@ -61,7 +63,9 @@ def test_missing_credentials_are_unauthenticated(channel: grpc.Channel, alice: A
     assert info.metadata["correlation_id"] == correlation  # type: ignore[attr-defined]
 
 
-def test_refresh_token_is_not_an_access_token(channel: grpc.Channel, alice: Account) -> None:
+def test_refresh_token_is_not_an_access_token(
+    channel: grpc.Channel, alice: Account
+) -> None:
     stub = auth_pb2_grpc.AuthServiceStub(channel)
 
     with pytest.raises(grpc.RpcError) as caught:
@@ -81,7 +85,9 @@ def test_valid_token_is_accepted(channel: grpc.Channel, alice: Account) -> None:
     assert (me.id, me.username, me.is_staff) == (alice.id, "alice", False)
 
 
-def test_standard_user_is_permission_denied(channel: grpc.Channel, alice: Account) -> None:
+def test_standard_user_is_permission_denied(
+    channel: grpc.Channel, alice: Account
+) -> None:
     stub = dlq_pb2_grpc.DlqAdminServiceStub(channel)
 
     with pytest.raises(grpc.RpcError) as caught:
@@ -91,7 +97,9 @@ def test_standard_user_is_permission_denied(channel: grpc.Channel, alice: Accoun
     assert _details(caught.value)["ErrorInfo"].reason == "PERMISSION_DENIED"  # type: ignore[attr-defined]
 
 
-def test_validation_errors_carry_bad_request(channel: grpc.Channel, alice: Account) -> None:
+def test_validation_errors_carry_bad_request(
+    channel: grpc.Channel, alice: Account
+) -> None:
     stub = auth_pb2_grpc.AuthServiceStub(channel)
 
     with pytest.raises(grpc.RpcError) as caught:

@@ -49,7 +49,9 @@ def test_limits_are_per_endpoint(rest: httpx.Client, alice: Account) -> None:
     rest.get(ME, headers=alice.headers)
     rest.get(ME, headers=alice.headers)
 
-    other = rest.get("/api/v1/onboarding/sessions/x/checkpoints/", headers=alice.headers)
+    other = rest.get(
+        "/api/v1/onboarding/sessions/x/checkpoints/", headers=alice.headers
+    )
 
     assert _limit_headers(other)[:2] == (100, 99)
 
@@ -65,7 +67,8 @@ def test_first_request_past_the_limit_is_429(
     assert reply.status_code == 429
     body = reply.json()
     assert body["error"] == "rate_limit_exceeded"
-    assert body["detail"] == "Rate limit exceeded for resource '/onboarding.v1.AuthService/GetCurrentUser'"
+    endpoint = "/onboarding.v1.AuthService/GetCurrentUser"
+    assert body["detail"] == f"Rate limit exceeded for resource '{endpoint}'"
     retry_after = int(reply.headers["retry-after"])
     assert 0 < retry_after <= 300
     assert body["retry_after"] == retry_after

@@ -47,8 +47,19 @@ class TcpProxy:
 
     def close(self) -> None:
         self.cut()
+        asyncio.run_coroutine_threadsafe(self._drain(), self._loop).result(5)
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(5)
+        self._loop.close()
+
+    async def _drain(self) -> None:
+        """Let aborted transports close their sockets, then end the pipes."""
+        await asyncio.sleep(0.1)
+        current = asyncio.current_task()
+        tasks = [t for t in asyncio.all_tasks() if t is not current]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
     async def _start(self) -> None:
         self._server = await asyncio.start_server(

@@ -1,0 +1,1 @@
+"""The Envoy gateway: REST and native gRPC on one listener."""
