@@ -127,12 +127,46 @@ def revoke_api_key(prefix: str) -> None:
     _with_db(work)
 
 
-@app.command()
-def dev() -> None:
-    """Run the whole local stack: database, Redis, server and Envoy."""
+# Celery's own options (--concurrency, --hostname, --pool ...) pass through.
+_CELERY_PASSTHROUGH = {"allow_extra_args": True, "ignore_unknown_options": True}
+
+
+@app.command(context_settings=_CELERY_PASSTHROUGH)
+def worker(ctx: typer.Context) -> None:
+    """Run a Celery worker (late acknowledgement) until SIGTERM or Ctrl-C."""
+    from services.dlq.worker import run_worker
+
+    run_worker(list(ctx.args))
+
+
+@app.command(context_settings=_CELERY_PASSTHROUGH)
+def beat(ctx: typer.Context) -> None:
+    """Run the Celery scheduler of periodic work (the DLQ sweep)."""
+    from services.dlq.worker import run_beat
+
+    run_beat(list(ctx.args))
+
+
+@app.command("dlq-demo")
+def dlq_demo(
+    count: Annotated[int, typer.Option(help="How many example tasks.")] = 20,
+) -> None:
+    """Enqueue example tasks; the flaky LLM test double fails some into the DLQ."""
+    from services.dlq.demo import enqueue_examples
+    from services.dlq.worker import app as celery_app
+
+    ids = enqueue_examples(celery_app, count)
+    typer.echo(f"enqueued {len(ids)} example tasks")
+
+
+@app.command(
+    context_settings={"allow_extra_args": True, "ignore_unknown_options": True}
+)
+def dev(ctx: typer.Context) -> None:
+    """Run the whole local stack: database, Redis, server, worker and Envoy."""
     from server import devstack
 
-    devstack.main()
+    devstack.main(ctx.args)
 
 
 def main() -> None:

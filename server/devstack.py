@@ -255,6 +255,9 @@ class _EmbeddedRedis(_EmbeddedServer):
             conn.sendall(b"SHUTDOWN NOSAVE\r\n")
             conn.recv(64)
         _wait_until(lambda: not sock.exists(), timeout=10.0, what="Redis to stop")
+        if sock.parent != self.data_dir:
+            with contextlib.suppress(OSError):
+                sock.parent.rmdir()
 
     def _start(self, sock: Path) -> None:
         sock.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -365,7 +368,7 @@ def _wait_until(condition: Callable[[], bool], *, timeout: float, what: str) -> 
     deadline = time.monotonic() + timeout
     while not condition():
         if time.monotonic() > deadline:
-            raise StartupError(f"timed out after {timeout:.0f}s waiting for {what}")
+            raise StartupError(f"timed out after {timeout:g}s waiting for {what}")
         time.sleep(0.1)
 
 
@@ -401,11 +404,6 @@ class Supervisor:
 
     def __exit__(self, *exc_info: object) -> None:
         self.stop_all()
-
-    @property
-    def names(self) -> list[str]:
-        """Names of the children started or adopted so far, in order."""
-        return [child.name for child in self._children]
 
     def log_path(self, name: str) -> Path:
         """The log file of the child called ``name``."""
@@ -522,7 +520,7 @@ class _Options:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    """Run migrations, the gRPC server, Envoy and the worker until Ctrl-C.
+    """Run migrations, the gRPC server, Envoy, worker and beat until Ctrl-C.
 
     ``argv`` holds the options after ``onboarding dev`` (see ``--help``).
     Raises ``SystemExit`` with a non-zero code when the stack fails to start
@@ -530,6 +528,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     """
     options = _parse_args(argv)
     _configure_logging()
+    # Explicit for SIGINT too: a shell that starts us in the background hands
+    # SIGINT down ignored, and Python then never raises KeyboardInterrupt.
+    signal.signal(signal.SIGINT, _raise_interrupt)
     signal.signal(signal.SIGTERM, _raise_interrupt)
 
     supervisor = Supervisor(options.data_dir / "logs")
@@ -560,7 +561,9 @@ def _parse_args(argv: Sequence[str] | None) -> _Options:
     )
     parser.add_argument("--no-migrate", action="store_true", help="skip migrations")
     parser.add_argument("--no-envoy", action="store_true", help="gRPC only, no REST")
-    parser.add_argument("--no-worker", action="store_true", help="no Celery worker")
+    parser.add_argument(
+        "--no-worker", action="store_true", help="no Celery worker nor beat"
+    )
     args = parser.parse_args(list(argv or []))
     return _Options(
         migrate=not args.no_migrate,
@@ -593,12 +596,15 @@ def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
 
 
 def _run(options: _Options, supervisor: Supervisor) -> None:
-    ports = [options.grpc_port]
+    ports = {"GRPC_PORT": options.grpc_port}
     if options.envoy:
-        ports += [options.http_port, options.admin_port]
-    for port in ports:
+        ports |= {
+            "HTTP_PORT": options.http_port,
+            "ENVOY_ADMIN_PORT": options.admin_port,
+        }
+    for variable, port in ports.items():
         if port_is_open(port):
-            raise StartupError(f"port {port} is already in use; see --help")
+            raise StartupError(f"port {port} is in use; set {variable} to another")
 
     env = _service_env(options)
     onboarding = _onboarding_command()
@@ -611,8 +617,9 @@ def _run(options: _Options, supervisor: Supervisor) -> None:
     wait_for_port(options.grpc_port, timeout=60.0, process=server)
 
     envoy_started = options.envoy and _start_envoy(options, supervisor)
-    if options.worker and _has_command(onboarding, "worker", env):
-        supervisor.start("worker", [*onboarding, "worker"], env=env, cwd=ROOT)
+    for name in ("worker", "beat") if options.worker else ():
+        if _has_command(onboarding, name, env):
+            supervisor.start(name, [*onboarding, name], env=env, cwd=ROOT)
 
     _print_banner(options, env, envoy_started=envoy_started)
     supervisor.wait()
@@ -625,6 +632,9 @@ def _service_env(options: _Options) -> dict[str, str]:
     env["REDIS_URL"] = redis_url(options.data_dir / "redis")
     env["GRPC_PORT"] = str(options.grpc_port)
     env.setdefault("LOG_FORMAT", "console")
+    env.setdefault(
+        "CELERY_BEAT_SCHEDULE_FILE", str(options.data_dir / "celerybeat-schedule")
+    )
     env["PYTHONUNBUFFERED"] = "1"
     return env
 
@@ -640,7 +650,7 @@ def _onboarding_command() -> list[str]:
 
 
 def _has_command(onboarding: list[str], name: str, env: Mapping[str, str]) -> bool:
-    """Whether the CLI has the subcommand ``name`` (the worker arrives later)."""
+    """Whether the CLI has the subcommand ``name`` (worker and beat came late)."""
     result = subprocess.run(
         [*onboarding, name, "--help"],
         env=dict(env),
@@ -696,10 +706,18 @@ def _print_banner(
         f"  Redis         {_without_password(env['REDIS_URL'])}",
         f"  Logs          {options.data_dir / 'logs'}",
         "",
-        "  First user:   .venv/bin/onboarding create-user admin --staff --superuser",
+        f"  First user:   {_database_env(env)}"
+        ".venv/bin/onboarding create-user admin --staff --superuser",
         "",
     ]
     print("\n".join(lines), flush=True)
+
+
+def _database_env(env: Mapping[str, str]) -> str:
+    """The prefix a second terminal needs to reach an embedded database."""
+    if "DATABASE_URL" in os.environ:
+        return ""
+    return f"DATABASE_URL='{env['DATABASE_URL']}' "
 
 
 def _without_password(url: str) -> str:

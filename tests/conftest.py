@@ -71,7 +71,8 @@ def _with_redis_db(url: str, db: int) -> str:
     parts = urlsplit(url)
     if parts.scheme == "unix":
         query = "&".join(q for q in [parts.query, f"db={db}"] if q)
-        return urlunsplit(parts._replace(query=query))
+        # urlunsplit drops the empty host of unix:///path, so build it here.
+        return f"unix://{parts.path}?{query}"
     return urlunsplit(parts._replace(path=f"/{db}"))
 
 

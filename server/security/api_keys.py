@@ -30,9 +30,10 @@ def _digest(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
-def _split(key: str) -> str | None:
+def parse_prefix(key: str) -> str | None:
     """The lookup prefix of a well-formed key, else None."""
-    parts = key.split("_")
+    # The secret is URL-safe base64 and may itself contain underscores.
+    parts = key.split("_", 2)
     if len(parts) != 3 or parts[0] != KEY_PREFIX or not parts[1] or not parts[2]:
         return None
     return parts[1]
@@ -61,7 +62,7 @@ async def revoke_api_key(session: AsyncSession, prefix: str) -> None:
 
 async def authenticate_api_key(session: AsyncSession, key: str) -> User:
     """The active user owning a valid, unrevoked key, else 401."""
-    prefix = _split(key)
+    prefix = parse_prefix(key)
     row = None
     if prefix is not None:
         row = await session.scalar(select(ApiKey).where(ApiKey.prefix == prefix))
