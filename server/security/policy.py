@@ -60,6 +60,14 @@ POLICIES: dict[str, RpcPolicy] = {
     f"{_P}FunnelAnalyticsService/GetPeriodComparison": RpcPolicy(
         Permission.IS_ADMIN_USER
     ),
+    # Session intake is open to any user for their own sessions; staff and
+    # superusers (including the product's service accounts, which are staff
+    # users with an API key) may start and record sessions of any user.
+    f"{_P}SessionRecoveryService/StartSession": RpcPolicy(Permission.IS_AUTHENTICATED),
+    f"{_P}SessionRecoveryService/RecordEvents": RpcPolicy(Permission.IS_AUTHENTICATED),
+    f"{_P}SessionRecoveryService/BatchRecordEvents": RpcPolicy(
+        Permission.IS_AUTHENTICATED
+    ),
     # Session recovery is open to any user for their own sessions.
     f"{_P}SessionRecoveryService/CreateCheckpoint": RpcPolicy(
         Permission.IS_AUTHENTICATED

@@ -21,6 +21,7 @@ from sqlalchemy import (
     SmallInteger,
     String,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB, UUID
 from sqlalchemy.orm import Mapped, mapped_column
@@ -60,6 +61,15 @@ class OnboardingSession(Base):
         Index("ix_onboarding_sessions_user_id", "user_id"),
         Index("ix_onboarding_sessions_client_started", "client_id", "started_at"),
         Index("ix_onboarding_sessions_last_activity_at", "last_activity_at"),
+        # The abandonment risk compares a session with the completed sessions
+        # of its client and conversation type (migration 0004).
+        Index(
+            "ix_onboarding_sessions_completed_baseline",
+            "client_id",
+            "conversation_type",
+            "questions_answered",
+            postgresql_where=text("completed_at IS NOT NULL"),
+        ),
     )
 
 
