@@ -127,6 +127,33 @@ def revoke_api_key(prefix: str) -> None:
     _with_db(work)
 
 
+@app.command("prune-checkpoints")
+def prune_checkpoints(
+    keep: Annotated[
+        int | None,
+        typer.Option(help="Newest versions kept per session (CHECKPOINT_KEEP_LATEST)."),
+    ] = None,
+    max_age_days: Annotated[
+        int | None,
+        typer.Option(help="Prune versions older than this (CHECKPOINT_MAX_AGE_DAYS)."),
+    ] = None,
+) -> None:
+    """Delete checkpoint versions outside the retention policy."""
+    from services.sessions.retention import run_prune_checkpoints
+
+    try:
+        result = run_prune_checkpoints(
+            get_settings(), keep_latest=keep, max_age_days=max_age_days
+        )
+    except ApiError as err:
+        typer.echo(f"error: {err.detail}", err=True)
+        raise typer.Exit(1) from err
+    typer.echo(
+        f"pruned {result.deleted} checkpoints of {result.sessions} sessions "
+        f"({result.hot_copies_deleted} hot copies)"
+    )
+
+
 # Celery's own options (--concurrency, --hostname, --pool ...) pass through.
 _CELERY_PASSTHROUGH = {"allow_extra_args": True, "ignore_unknown_options": True}
 
