@@ -5,14 +5,14 @@ completed sessions of the same client and conversation type; this index lets
 PostgreSQL compute that average from the index alone.
 
 Revision ID: 0004
-Revises: 0002
+Revises: 0003
 """
 
 import sqlalchemy as sa
 from alembic import op
 
 revision = "0004"
-down_revision = "0002"
+down_revision = "0003"
 branch_labels = None
 depends_on = None
 
