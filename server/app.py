@@ -34,6 +34,9 @@ from server.security.ratelimit import RateLimiter
 from server.security.tokens import TokenService
 from server.settings import Settings
 from services.auth.servicer import AuthServicer
+from services.dlq.servicer import DlqAdminServicer
+from services.funnel.servicer import FunnelAnalyticsServicer
+from services.sessions.servicer import SessionRecoveryServicer
 
 logger = logging.getLogger(__name__)
 
@@ -102,17 +105,17 @@ SERVICES: tuple[ServiceBinding, ...] = (
     ),
     ServiceBinding(
         _service(dlq_pb2, "DlqAdminService"),
-        dlq_pb2_grpc.DlqAdminServiceServicer,
+        DlqAdminServicer,
         dlq_pb2_grpc.add_DlqAdminServiceServicer_to_server,
     ),
     ServiceBinding(
         _service(funnel_pb2, "FunnelAnalyticsService"),
-        funnel_pb2_grpc.FunnelAnalyticsServiceServicer,
+        FunnelAnalyticsServicer,
         funnel_pb2_grpc.add_FunnelAnalyticsServiceServicer_to_server,
     ),
     ServiceBinding(
         _service(sessions_pb2, "SessionRecoveryService"),
-        sessions_pb2_grpc.SessionRecoveryServiceServicer,
+        SessionRecoveryServicer,
         sessions_pb2_grpc.add_SessionRecoveryServiceServicer_to_server,
     ),
     ServiceBinding(

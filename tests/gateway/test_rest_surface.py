@@ -111,17 +111,6 @@ def test_oversized_body_is_413_in_the_error_shape(
     assert reply.json()["error"] == "payload_too_large"
 
 
-def test_unimplemented_rpc_is_501_in_the_error_shape(
-    rest: httpx.Client, staff: Account
-) -> None:
-    reply = rest.get("/api/v1/onboarding/analytics/funnel/", headers=staff.headers)
-
-    assert reply.status_code == 501
-    body = reply.json()
-    assert body["error"] == "not_implemented"
-    assert body["detail"] == "GetFunnel is not implemented yet."
-
-
 def test_cors_preflight_allows_browser_clients(
     rest: httpx.Client, stack: Stack
 ) -> None:
