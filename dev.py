@@ -10,7 +10,10 @@
 Every command first brings the environment up to date, doing only what is
 needed: it creates ``.venv``, installs ``.[dev]`` when pyproject.toml changed
 since the last install, puts ``gen/python`` on the venv's path, and regenerates
-code when a proto is newer than ``gen/onboarding.pb``.
+code when a proto is newer than ``gen/onboarding.pb``. Generating runs
+``server.codegen``, then ``buf generate`` (Python and TypeScript clients) when
+the npm tools are installed; ``test`` installs them (``npm ci``) where Node.js
+is, for the Node.js client test.
 """
 
 from __future__ import annotations
@@ -35,6 +38,10 @@ PROTOS = ROOT / "protos"
 GEN = ROOT / "gen"
 DESCRIPTOR_SET = GEN / "onboarding.pb"
 CODEGEN = ROOT / "server" / "codegen.py"
+# What gen/openapi.json is built from besides the protos.
+OPENAPI_SOURCES = (ROOT / "gateway" / "openapi", ROOT / "server" / "security")
+BUF = ROOT / "node_modules" / ".bin" / "buf"
+TS_OUT = GEN / "ts"
 MYPY_TARGETS = ("server", "services", "gateway")
 
 USAGE = __doc__.split("\n\n")[1]
@@ -89,11 +96,32 @@ def codegen_is_stale() -> bool:
         return True
     built = DESCRIPTOR_SET.stat().st_mtime
     sources = [CODEGEN, *PROTOS.rglob("*.proto")]
+    sources += [path for folder in OPENAPI_SOURCES for path in folder.glob("*.py")]
     return any(path.stat().st_mtime > built for path in sources)
 
 
 def generate() -> None:
     check([PYTHON, "-m", "server.codegen"], "code generation")
+    if BUF.exists():
+        buf_generate()
+
+
+def buf_generate() -> None:
+    """The Python and TypeScript clients of buf.gen.yaml."""
+    check([BUF, "generate"], "buf generate")
+    # buf leaves unchanged files alone, so the folder's date records this run.
+    TS_OUT.touch()
+
+
+def ensure_ts_stubs() -> None:
+    """npm tools and gen/ts for the Node.js client test, where Node.js is."""
+    if not (shutil.which("node") and shutil.which("npm")):
+        return  # that test skips itself
+    if not ensure_node_tools():
+        sys.exit("dev.py: npm ci failed")
+    if not TS_OUT.is_dir() or TS_OUT.stat().st_mtime < DESCRIPTOR_SET.stat().st_mtime:
+        say("generating the TypeScript stubs (buf generate)")
+        buf_generate()
 
 
 def bootstrap(*, regenerate: bool = False) -> None:
@@ -128,6 +156,7 @@ def cmd_run(args: list[str]) -> int:
 
 
 def cmd_test(args: list[str]) -> int:
+    ensure_ts_stubs()
     exec_in_venv([PYTHON, "-m", "pytest", *args])
     return 0  # not reached
 

@@ -52,7 +52,10 @@ local function percent_decode(text)
 end
 
 local function json_string(text)
-  local escaped = text:gsub('[%c"\\]', function(char)
+  -- Details may quote a client's bytes; anything outside ASCII becomes "?"
+  -- so the body stays valid UTF-8 JSON whatever the client sent.
+  local ascii = text:gsub("[\128-\255]", "?")
+  local escaped = ascii:gsub('[%c"\\]', function(char)
     if char == '"' then return '\\"' end
     if char == "\\" then return "\\\\" end
     if char == "\n" then return "\\n" end
@@ -153,8 +156,23 @@ local function strip_grpc_headers(headers)
   headers:remove("x-error-body")
 end
 
+-- HTTP allows header names that gRPC metadata does not (such as "a|b");
+-- forwarded, they make the server refuse the whole call, so they are dropped.
+local function drop_non_metadata_headers(headers)
+  local doomed = {}
+  for key, _ in pairs(headers) do
+    if key:sub(1, 1) ~= ":" and key:find("[^0-9a-z_.%-]") then
+      doomed[#doomed + 1] = key
+    end
+  end
+  for _, key in ipairs(doomed) do
+    headers:remove(key)
+  end
+end
+
 function envoy_on_request(handle)
   local headers = handle:headers()
+  drop_non_metadata_headers(headers)
   local metadata = handle:streamInfo():dynamicMetadata()
   metadata:set(STATE, "grpc", is_grpc(headers:get("content-type")))
   metadata:set(STATE, "correlation_id",

@@ -28,6 +28,8 @@ from typing import Any
 
 from google.protobuf import descriptor_pb2
 
+from gateway.openapi import DOCUMENT_PATH
+
 logger = logging.getLogger(__name__)
 
 API_PACKAGE = "onboarding.v1"
@@ -37,6 +39,8 @@ LUA_SCRIPT = Path(__file__).resolve().parent / "errors.lua"
 CLUSTER = "grpc_servers"
 NO_CLUSTER = "no_such_endpoint"
 MAX_CONNECTIONS = 10_000
+# Envoy keeps direct response bodies in memory and caps them (4 KiB default).
+MAX_DOCUMENT_BYTES = 4 * 1024 * 1024
 
 # Services served natively next to the API (health checks, grpcurl).
 EXTRA_GRPC_PREFIXES = ("/grpc.health.v1.", "/grpc.reflection.")
@@ -83,6 +87,7 @@ class _Options:
     """What ``render_config`` was asked for, handed to the section builders."""
 
     descriptor: Path
+    openapi: Path
     services: list[str]
     cors_origins: list[str] | None
     max_request_bytes: int
@@ -214,6 +219,7 @@ def _routes(options: _Options) -> list[dict[str, Any]]:
         {"match": {"prefix": prefix, "grpc": {}}, "route": upstream}
         for prefix in prefixes
     ]
+    routes.append(_openapi_route(options.openapi))
     # Unknown paths get a 404 from a route to a cluster that does not exist,
     # not from a direct_response: the CORS filter only serves routes with a
     # route entry, and browsers need CORS headers to read the 404 body.
@@ -227,6 +233,31 @@ def _routes(options: _Options) -> list[dict[str, Any]]:
         }
     )
     return routes
+
+
+def _openapi_route(document: Path) -> dict[str, Any]:
+    """GET the OpenAPI document, which Envoy reads once when it loads the config."""
+    return {
+        "match": {
+            "path": DOCUMENT_PATH,
+            "headers": [
+                {
+                    "name": ":method",
+                    "string_match": {"safe_regex": {"regex": "GET|HEAD"}},
+                }
+            ],
+        },
+        "direct_response": {
+            "status": 200,
+            "body": {"filename": str(document.resolve())},
+        },
+        "response_headers_to_add": [
+            {
+                "header": {"key": "content-type", "value": "application/json"},
+                "append_action": "OVERWRITE_IF_EXISTS_OR_ADD",
+            }
+        ],
+    }
 
 
 def _listener(listen_host: str, listen_port: int, options: _Options) -> dict[str, Any]:
@@ -261,6 +292,7 @@ def _listener(listen_host: str, listen_port: int, options: _Options) -> dict[str
             "name": "api",
             # The catch-all route names NO_CLUSTER on purpose.
             "validate_clusters": False,
+            "max_direct_response_body_size_bytes": MAX_DOCUMENT_BYTES,
             "virtual_hosts": [
                 {
                     "name": "api",
@@ -344,6 +376,7 @@ def render_config(
     upstreams: list[tuple[str, int]],
     descriptor: Path,
     out: Path,
+    openapi: Path | None = None,
     max_request_bytes: int = 2 * 1024 * 1024,
     max_response_bytes: int = 8 * 1024 * 1024,
     cors_origins: list[str] | None = None,
@@ -353,15 +386,21 @@ def render_config(
     """Write the Envoy config for ``upstreams`` to ``out`` (JSON) and return it.
 
     Every service of package ``onboarding.v1`` in ``descriptor`` is transcoded.
-    ``cors_origins`` of ``None`` allows any origin.
+    ``openapi`` is the document served at ``GET /api/v1/openapi.json``; by
+    default the ``openapi.json`` that ``server.codegen`` writes beside the
+    descriptor. ``cors_origins`` of ``None`` allows any origin.
     """
     if not upstreams:
         raise ValueError("at least one upstream gRPC server is required")
     services = api_services(descriptor)
     if not services:
         raise ValueError(f"no {API_PACKAGE} services in {descriptor}")
+    openapi = openapi or descriptor.parent / "openapi.json"
+    if not openapi.is_file():
+        raise ValueError(f"no OpenAPI document {openapi}; run python -m server.codegen")
     options = _Options(
         descriptor=descriptor,
+        openapi=openapi,
         services=services,
         cors_origins=cors_origins,
         max_request_bytes=max_request_bytes,

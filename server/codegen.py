@@ -14,6 +14,8 @@ from pathlib import Path
 
 from grpc_tools import protoc
 
+from gateway import openapi
+
 logger = logging.getLogger(__name__)
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -83,6 +85,7 @@ def generate() -> None:
         *DESCRIPTOR_EXTRAS,
     )
     copy_googleapis()
+    openapi.write_document(DESCRIPTOR_SET, GEN_DIR / "openapi.json")
     logger.info("generated %d protos into %s", len(files), GEN_DIR)
 
 
