@@ -34,6 +34,7 @@ from server.security.ratelimit import RateLimiter
 from server.security.tokens import TokenService
 from server.settings import Settings
 from services.auth.servicer import AuthServicer
+from services.dashboard.servicer import AnalyticsDashboardServicer
 from services.dlq.servicer import DlqAdminServicer
 from services.funnel.servicer import FunnelAnalyticsServicer
 from services.sessions.servicer import SessionRecoveryServicer
@@ -120,7 +121,7 @@ SERVICES: tuple[ServiceBinding, ...] = (
     ),
     ServiceBinding(
         _service(dashboard_pb2, "AnalyticsDashboardService"),
-        dashboard_pb2_grpc.AnalyticsDashboardServiceServicer,
+        AnalyticsDashboardServicer,
         dashboard_pb2_grpc.add_AnalyticsDashboardServiceServicer_to_server,
     ),
 )

@@ -113,6 +113,9 @@ class Settings(BaseSettings):
     # a funnel recommendation rule compares needs for the rule to fire.
     funnel_min_sample_size: int = 30
 
+    # Seconds a dashboard overview is served from Redis (the spec's 5 minutes).
+    dashboard_overview_cache_seconds: int = 300
+
     log_level: str = "INFO"
     log_format: Literal["json", "console"] = "json"
 

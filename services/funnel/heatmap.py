@@ -89,7 +89,7 @@ async def heatmap_metrics(
         session, period, snapshot, grouping=HOUR_OF_DAY, measures=DROP_OFF_MEASURES
     )
     overall = sum(buckets.values(), SessionSums())
-    highest, lowest = _extreme_hours(hours)
+    highest, lowest = extreme_hours(hours)
     return HeatmapMetrics(
         period=period,
         granularity=granularity,
@@ -116,7 +116,7 @@ def _bucket(start: datetime, sums: SessionSums, unit: str) -> HeatmapBucket:
     )
 
 
-def _extreme_hours(hours: dict[int, SessionSums]) -> tuple[str, str]:
+def extreme_hours(hours: dict[int, SessionSums]) -> tuple[str, str]:
     """The hours of day (UTC, by session start) with the highest and the
     lowest share of abandoned sessions; the earlier hour wins a tie."""
     rates = {

@@ -69,7 +69,7 @@ class Api:
         assert self.transport != "rest"
         with grpc.insecure_channel(self._target) as channel:
             stub = sessions_pb2_grpc.SessionRecoveryServiceStub(channel)
-            return _invoke(getattr(stub, rpc), request, account)
+            return invoke(getattr(stub, rpc), request, account)
 
     def _rest(self, rpc: str, account: Account | None, fields: dict[str, Any]) -> Reply:
         method, template = ROUTES[rpc]
@@ -83,21 +83,21 @@ class Api:
                 reply = client.get(PREFIX + path, params=fields, headers=headers)
             else:
                 reply = client.post(PREFIX + path, json=fields, headers=headers)
-        return _rest_reply(reply)
+        return rest_reply(reply)
 
     def _grpc(self, rpc: str, account: Account | None, fields: dict[str, Any]) -> Reply:
         request_class = getattr(sessions_pb2, f"{rpc}Request")
         request = json_format.ParseDict(fields, request_class())
         with grpc.insecure_channel(self._target) as channel:
             stub = sessions_pb2_grpc.SessionRecoveryServiceStub(channel)
-            return _invoke(getattr(stub, rpc), request, account)
+            return invoke(getattr(stub, rpc), request, account)
 
 
-def _rest_reply(reply: httpx.Response) -> Reply:
+def rest_reply(reply: httpx.Response) -> Reply:
     return Reply(reply.status_code, reply.json(), dict(reply.headers))
 
 
-def _invoke(method: Any, request: Any, account: Account | None) -> Reply:
+def invoke(method: Any, request: Any, account: Account | None) -> Reply:
     metadata = account.metadata if account else []
     try:
         response, call = method.with_call(request, metadata=metadata, timeout=30)

@@ -1,0 +1,128 @@
+"""AnalyticsDashboardService: the Analytics Dashboard API."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import timedelta
+from typing import TYPE_CHECKING
+
+import grpc
+from onboarding.v1 import dashboard_pb2, dashboard_pb2_grpc
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from server.security.principal import current_principal
+from services.dashboard import messages
+from services.dashboard.cache import ResponseCache, overview_key
+from services.dashboard.heatmap import (
+    GRANULARITIES,
+    dashboard_heatmap,
+    heatmap_buckets,
+)
+from services.dashboard.overview import overview
+from services.dashboard.params import dashboard_period, one_of, overview_params
+from services.dashboard.replay import session_replay
+from services.dashboard.trends import COHORT_TYPES, cohort_trends, trend_buckets
+from services.funnel.periods import utc_now
+from services.funnel.rollup import Snapshot, begin_consistent_read
+from services.sessions.access import parse_session_id
+
+if TYPE_CHECKING:
+    from server.app import Resources
+
+HEATMAP_DAYS, TRENDS_DAYS = 7, 30
+
+
+class AnalyticsDashboardServicer(dashboard_pb2_grpc.AnalyticsDashboardServiceServicer):
+    """Serves dashboards built from the funnel and session recovery figures."""
+
+    def __init__(self, resources: Resources) -> None:
+        settings = resources.settings
+        self._db = resources.db
+        self._cache = ResponseCache(
+            resources.redis, settings.dashboard_overview_cache_seconds
+        )
+        self._abandon_after = timedelta(minutes=settings.session_abandon_after_minutes)
+        self._min_sample = settings.funnel_min_sample_size
+
+    def _snapshot(self) -> Snapshot:
+        return Snapshot(utc_now(), self._abandon_after)
+
+    @asynccontextmanager
+    async def _reading(self) -> AsyncIterator[AsyncSession]:
+        # One snapshot of the database behind all figures of a response.
+        async with self._db.session() as session:
+            await begin_consistent_read(session)
+            yield session
+
+    async def GetOverview(
+        self,
+        request: dashboard_pb2.GetOverviewRequest,
+        context: grpc.aio.ServicerContext,
+    ) -> dashboard_pb2.GetOverviewResponse:
+        hours, filters = overview_params(request)
+        key = overview_key(hours, filters)
+        cached = await self._cache.get(key)
+        if cached is not None:
+            return dashboard_pb2.GetOverviewResponse.FromString(cached)
+
+        async with self._reading() as session:
+            figures = await overview(
+                session, hours, filters, self._snapshot(), min_sample=self._min_sample
+            )
+        response = messages.overview_response(figures)
+        await self._cache.put(key, response.SerializeToString())
+        return response
+
+    async def GetHeatmap(
+        self,
+        request: dashboard_pb2.GetHeatmapRequest,
+        context: grpc.aio.ServicerContext,
+    ) -> dashboard_pb2.GetHeatmapResponse:
+        snapshot = self._snapshot()
+        granularity = request.granularity or "daily"
+        period = dashboard_period(
+            request.start_date,
+            request.end_date,
+            default_days=HEATMAP_DAYS,
+            now=snapshot.now,
+            errors=one_of(granularity, "granularity", tuple(GRANULARITIES)),
+        )
+        listed = heatmap_buckets(period, granularity)
+
+        async with self._reading() as session:
+            heatmap = await dashboard_heatmap(
+                session, period, granularity, listed, snapshot
+            )
+        return messages.heatmap_response(heatmap)
+
+    async def GetSessionReplay(
+        self,
+        request: dashboard_pb2.GetSessionReplayRequest,
+        context: grpc.aio.ServicerContext,
+    ) -> dashboard_pb2.GetSessionReplayResponse:
+        session_id = parse_session_id(request.session_id)
+
+        async with self._reading() as session:
+            replay = await session_replay(session, session_id, current_principal())
+        return messages.replay_response(replay)
+
+    async def GetCohortTrends(
+        self,
+        request: dashboard_pb2.GetCohortTrendsRequest,
+        context: grpc.aio.ServicerContext,
+    ) -> dashboard_pb2.GetCohortTrendsResponse:
+        snapshot = self._snapshot()
+        cohort_type = request.cohort_type or "weekly"
+        period = dashboard_period(
+            request.start_date,
+            request.end_date,
+            default_days=TRENDS_DAYS,
+            now=snapshot.now,
+            errors=one_of(cohort_type, "cohort_type", tuple(COHORT_TYPES)),
+        )
+        listed = trend_buckets(period, cohort_type)
+
+        async with self._reading() as session:
+            trends = await cohort_trends(session, period, cohort_type, listed, snapshot)
+        return messages.trends_response(trends)
