@@ -26,7 +26,6 @@ from server.errors import (
     error_body_header,
 )
 from server.logs import bind_context, clear_context
-from server.nul_guard import reject_nul_characters
 from server.security.authn import Authenticator
 from server.security.policy import RpcPolicy, check_permission
 from server.security.principal import ANONYMOUS, Principal, set_principal
@@ -136,7 +135,6 @@ class ApiInterceptor(grpc.aio.ServerInterceptor):
         response = None
         try:
             await self._admit(method, policy, metadata, context, headers)
-            reject_nul_characters(request)
             response = await behavior(request, context)
         except ApiError as err:
             error = err

@@ -21,7 +21,13 @@ if TYPE_CHECKING:
 
 
 def _required(**fields: str) -> None:
-    errors = {name: ["This field is required."] for name, v in fields.items() if not v}
+    """400 for missing fields, and for NUL characters, which PostgreSQL refuses."""
+    errors: dict[str, list[str]] = {}
+    for name, value in fields.items():
+        if not value:
+            errors[name] = ["This field is required."]
+        elif "\x00" in value:
+            errors[name] = ["Null characters are not allowed."]
     if errors:
         raise InvalidArgument("Invalid request.", field_errors=errors)
 

@@ -219,24 +219,3 @@ def test_staff_gets_403_on_superuser_endpoint(
     )
 
     _assert_error(reply, 403, "permission_denied")
-
-
-def test_nul_characters_nested_in_free_form_data_are_400(
-    rest: httpx.Client, alice: Account
-) -> None:
-    reply = rest.post(
-        "/api/v1/onboarding/sessions/550e8400-e29b-41d4-a716-446655440000/checkpoint/",
-        headers=alice.headers,
-        json={
-            "checkpoint_data": {
-                "version": 1,
-                "state": "COLLECTING_INFO",
-                "data": {"answers": [{"answer": "a\u0000b"}]},
-            }
-        },
-    )
-
-    body = _assert_error(reply, 400, "validation_error")
-    assert body["field_errors"] == {
-        "checkpoint_data": ["Null characters are not allowed."]
-    }
