@@ -186,6 +186,85 @@ def dlq_demo(
     typer.echo(f"enqueued {len(ids)} example tasks")
 
 
+@app.command()
+def demo(
+    sessions: Annotated[int, typer.Option(min=1, help="Sessions to create.")] = 2000,
+    days: Annotated[
+        int, typer.Option(min=1, help="Past days the sessions spread over.")
+    ] = 14,
+    seed: Annotated[int, typer.Option(help="The same seed, the same data.")] = 42,
+    dlq_tasks: Annotated[
+        int, typer.Option(min=0, help="Onboarding Celery tasks to enqueue.")
+    ] = 30,
+    gateway: Annotated[
+        str | None,
+        typer.Option(
+            help="The REST gateway.", show_default="http://localhost:HTTP_PORT"
+        ),
+    ] = None,
+    username: Annotated[
+        str | None, typer.Option(help="A staff user: print the server's funnel.")
+    ] = None,
+    password: Annotated[
+        str | None,
+        typer.Option(envvar="ONBOARDING_PASSWORD", help="Its password (prompted)."),
+    ] = None,
+    api_key: Annotated[
+        str | None,
+        typer.Option(envvar="ONBOARDING_API_KEY", help="Or a staff API key."),
+    ] = None,
+    now: Annotated[
+        str | None,
+        typer.Option(
+            help="End of the period (ISO 8601); with the same seed, the same ids.",
+            show_default="now",
+        ),
+    ] = None,
+    concurrency: Annotated[
+        int, typer.Option(min=1, max=64, help="Users sending at once.")
+    ] = 8,
+) -> None:
+    """Drive a realistic, seeded workload through the REST gateway."""
+    from datetime import datetime
+
+    from rich.console import Console
+
+    from services.demo.driver import DemoError
+    from services.demo.run import DemoOptions, StaffCredentials, run_demo
+
+    try:
+        end = datetime.fromisoformat(now) if now else None
+    except ValueError as err:
+        raise typer.BadParameter(str(err), param_hint="--now") from err
+    staff = None
+    if api_key:
+        staff = StaffCredentials(api_key=api_key)
+    elif username:
+        if password is None:
+            password = getpass.getpass(f"Password of {username}: ")
+        staff = StaffCredentials(username=username, password=password)
+
+    settings = get_settings()
+    options = DemoOptions(
+        sessions=sessions,
+        days=days,
+        seed=seed,
+        dlq_tasks=dlq_tasks,
+        gateway=gateway or f"http://localhost:{settings.http_port}",
+        concurrency=concurrency,
+        now=end,
+        staff=staff,
+    )
+    try:
+        run_demo(options, settings, Console())
+    except DemoError as err:
+        typer.echo(f"error: {err}", err=True)
+        raise typer.Exit(1) from err
+    except ApiError as err:
+        typer.echo(f"error: {err.detail}", err=True)
+        raise typer.Exit(1) from err
+
+
 @app.command(
     context_settings={"allow_extra_args": True, "ignore_unknown_options": True}
 )

@@ -24,6 +24,7 @@ import json
 import logging
 import os
 import pwd
+import secrets
 import shutil
 import signal
 import socket
@@ -46,6 +47,10 @@ logger = logging.getLogger(__name__)
 
 ROOT = Path(__file__).resolve().parent.parent
 DESCRIPTOR_SET = ROOT / "gen" / "onboarding.pb"
+
+# The staff user of ``onboarding dev --demo``, and where its password is kept.
+DEMO_USER = "demo-admin"
+DEMO_PASSWORD_FILE = "demo-admin-password"
 
 # Unix socket paths longer than this do not fit in sockaddr_un (108 bytes).
 _MAX_SOCKET_PATH = 100
@@ -517,6 +522,7 @@ class _Options:
     http_port: int
     admin_port: int
     data_dir: Path
+    demo: bool = False
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -564,6 +570,12 @@ def _parse_args(argv: Sequence[str] | None) -> _Options:
     parser.add_argument(
         "--no-worker", action="store_true", help="no Celery worker nor beat"
     )
+    parser.add_argument(
+        "--demo",
+        action="store_true",
+        help=f"once up, load the demo workload (onboarding demo) as the staff "
+        f"user {DEMO_USER}, created if missing",
+    )
     args = parser.parse_args(list(argv or []))
     return _Options(
         migrate=not args.no_migrate,
@@ -573,6 +585,7 @@ def _parse_args(argv: Sequence[str] | None) -> _Options:
         http_port=_env_port("HTTP_PORT", 8080),
         admin_port=_env_port("ENVOY_ADMIN_PORT", 9901),
         data_dir=default_data_dir(),
+        demo=args.demo,
     )
 
 
@@ -621,7 +634,10 @@ def _run(options: _Options, supervisor: Supervisor) -> None:
         if _has_command(onboarding, name, env):
             supervisor.start(name, [*onboarding, name], env=env, cwd=ROOT)
 
-    _print_banner(options, env, envoy_started=envoy_started)
+    demo_login = None
+    if options.demo:
+        demo_login = _load_demo(options, env, onboarding, envoy_started=envoy_started)
+    _print_banner(options, env, envoy_started=envoy_started, demo_login=demo_login)
     supervisor.wait()
 
 
@@ -690,8 +706,69 @@ def _start_envoy(options: _Options, supervisor: Supervisor) -> bool:
     return True
 
 
+def _load_demo(
+    options: _Options,
+    env: Mapping[str, str],
+    onboarding: list[str],
+    *,
+    envoy_started: bool,
+) -> tuple[str, str] | None:
+    """Run ``onboarding demo`` in the foreground as the demo staff user.
+
+    The user is created on first use with a random password, kept in the data
+    folder for later runs. Returns the login to show, if it is known. A
+    failed demo leaves the stack running.
+    """
+    if not envoy_started:
+        logger.warning("--demo needs the REST gateway (Envoy); not loading it")
+        return None
+    password = _demo_password(options.data_dir, env, onboarding)
+    gateway = f"http://127.0.0.1:{options.http_port}"
+    command = [*onboarding, "demo", "--gateway", gateway]
+    demo_env = dict(env)
+    if password is not None:
+        command += ["--username", DEMO_USER]
+        demo_env["ONBOARDING_PASSWORD"] = password
+    logger.info("loading the demo workload")
+    if subprocess.run(command, env=demo_env, stdin=subprocess.DEVNULL).returncode:
+        logger.warning("the demo workload failed (see above); the stack runs on")
+    return None if password is None else (DEMO_USER, password)
+
+
+def _demo_password(
+    data_dir: Path, env: Mapping[str, str], onboarding: list[str]
+) -> str | None:
+    """The demo staff user's password: new when the user is created here."""
+    saved = data_dir / DEMO_PASSWORD_FILE
+    password = secrets.token_urlsafe(12)
+    created = subprocess.run(
+        [*onboarding, "create-user", DEMO_USER, "--staff", "--password-stdin"],
+        env=dict(env),
+        input=password.encode(),
+        capture_output=True,
+    )
+    if created.returncode == 0:
+        saved.parent.mkdir(parents=True, exist_ok=True)
+        descriptor = os.open(saved, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(descriptor, "w") as file:
+            file.write(password)
+        return password
+    if saved.exists():
+        return saved.read_text().strip()
+    logger.warning(
+        "%s exists but its password is not in %s; the demo runs without it",
+        DEMO_USER,
+        saved,
+    )
+    return None
+
+
 def _print_banner(
-    options: _Options, env: Mapping[str, str], *, envoy_started: bool
+    options: _Options,
+    env: Mapping[str, str],
+    *,
+    envoy_started: bool,
+    demo_login: tuple[str, str] | None = None,
 ) -> None:
     http = f"localhost:{options.http_port}"
     lines = ["", "The stack is up. Ctrl-C stops everything.", ""]
@@ -710,6 +787,8 @@ def _print_banner(
         ".venv/bin/onboarding create-user admin --staff --superuser",
         "",
     ]
+    if demo_login is not None:
+        lines[-1:-1] = [f"  Demo staff:   {demo_login[0]} / {demo_login[1]}"]
     print("\n".join(lines), flush=True)
 
 
