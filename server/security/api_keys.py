@@ -6,6 +6,7 @@ import hashlib
 import hmac
 import secrets
 from dataclasses import dataclass
+from datetime import timedelta
 
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -15,6 +16,7 @@ from server.errors import NotFound, Unauthenticated
 from server.security.models import ApiKey, User
 
 KEY_PREFIX = "obk"
+LAST_USED_RESOLUTION = timedelta(minutes=1)
 
 
 @dataclass(frozen=True)
@@ -76,6 +78,14 @@ async def authenticate_api_key(session: AsyncSession, key: str) -> User:
         raise Unauthenticated(
             "API key is invalid or revoked.", reason="invalid_api_key"
         )
-    row.last_used_at = utcnow()
-    await session.commit()
+    await _touch(session, row)
     return row.user
+
+
+async def _touch(session: AsyncSession, row: ApiKey) -> None:
+    """Record use at most once a minute: a write per request would double
+    the cost of every API-key call."""
+    now = utcnow()
+    if row.last_used_at is None or now - row.last_used_at >= LAST_USED_RESOLUTION:
+        row.last_used_at = now
+        await session.commit()

@@ -219,3 +219,23 @@ def test_staff_gets_403_on_superuser_endpoint(
     )
 
     _assert_error(reply, 403, "permission_denied")
+
+
+def test_api_key_use_is_recorded_at_most_once_a_minute(
+    rest: httpx.Client, stack: Stack, bob: Account
+) -> None:
+    import psycopg
+
+    key = run_cli(["create-api-key", "bob"], stack.env).strip().splitlines()[-1]
+    prefix = key.split("_")[1]
+    query = "SELECT last_used_at FROM api_keys WHERE prefix = %s"
+
+    assert rest.get(ME, headers={"X-API-Key": key}).status_code == 200
+    with psycopg.connect(stack.database_url) as conn:
+        first = conn.execute(query, (prefix,)).fetchone()
+    assert rest.get(ME, headers={"X-API-Key": key}).status_code == 200
+    with psycopg.connect(stack.database_url) as conn:
+        second = conn.execute(query, (prefix,)).fetchone()
+
+    assert first is not None and first[0] is not None
+    assert second == first
