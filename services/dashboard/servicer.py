@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from datetime import timedelta
 from typing import TYPE_CHECKING
 
 import grpc
 from onboarding.v1 import dashboard_pb2, dashboard_pb2_grpc
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.security.principal import current_principal
 from services.dashboard import messages
@@ -23,8 +19,7 @@ from services.dashboard.overview import overview
 from services.dashboard.params import dashboard_period, one_of, overview_params
 from services.dashboard.replay import session_replay
 from services.dashboard.trends import COHORT_TYPES, cohort_trends, trend_buckets
-from services.funnel.periods import utc_now
-from services.funnel.rollup import Snapshot, begin_consistent_read
+from services.funnel.reading import AnalyticsReader
 from services.sessions.access import parse_session_id
 
 if TYPE_CHECKING:
@@ -38,22 +33,13 @@ class AnalyticsDashboardServicer(dashboard_pb2_grpc.AnalyticsDashboardServiceSer
 
     def __init__(self, resources: Resources) -> None:
         settings = resources.settings
-        self._db = resources.db
+        self._reader = AnalyticsReader(
+            resources.db, settings.session_abandon_after_minutes
+        )
         self._cache = ResponseCache(
             resources.redis, settings.dashboard_overview_cache_seconds
         )
-        self._abandon_after = timedelta(minutes=settings.session_abandon_after_minutes)
         self._min_sample = settings.funnel_min_sample_size
-
-    def _snapshot(self) -> Snapshot:
-        return Snapshot(utc_now(), self._abandon_after)
-
-    @asynccontextmanager
-    async def _reading(self) -> AsyncIterator[AsyncSession]:
-        # One snapshot of the database behind all figures of a response.
-        async with self._db.session() as session:
-            await begin_consistent_read(session)
-            yield session
 
     async def GetOverview(
         self,
@@ -66,9 +52,13 @@ class AnalyticsDashboardServicer(dashboard_pb2_grpc.AnalyticsDashboardServiceSer
         if cached is not None:
             return dashboard_pb2.GetOverviewResponse.FromString(cached)
 
-        async with self._reading() as session:
+        async with self._reader.session() as session:
             figures = await overview(
-                session, hours, filters, self._snapshot(), min_sample=self._min_sample
+                session,
+                hours,
+                filters,
+                self._reader.snapshot(),
+                min_sample=self._min_sample,
             )
         response = messages.overview_response(figures)
         await self._cache.put(key, response.SerializeToString())
@@ -79,7 +69,7 @@ class AnalyticsDashboardServicer(dashboard_pb2_grpc.AnalyticsDashboardServiceSer
         request: dashboard_pb2.GetHeatmapRequest,
         context: grpc.aio.ServicerContext,
     ) -> dashboard_pb2.GetHeatmapResponse:
-        snapshot = self._snapshot()
+        snapshot = self._reader.snapshot()
         granularity = request.granularity or "daily"
         period = dashboard_period(
             request.start_date,
@@ -90,7 +80,7 @@ class AnalyticsDashboardServicer(dashboard_pb2_grpc.AnalyticsDashboardServiceSer
         )
         listed = heatmap_buckets(period, granularity)
 
-        async with self._reading() as session:
+        async with self._reader.session() as session:
             heatmap = await dashboard_heatmap(
                 session, period, granularity, listed, snapshot
             )
@@ -103,7 +93,7 @@ class AnalyticsDashboardServicer(dashboard_pb2_grpc.AnalyticsDashboardServiceSer
     ) -> dashboard_pb2.GetSessionReplayResponse:
         session_id = parse_session_id(request.session_id)
 
-        async with self._reading() as session:
+        async with self._reader.session() as session:
             replay = await session_replay(session, session_id, current_principal())
         return messages.replay_response(replay)
 
@@ -112,7 +102,7 @@ class AnalyticsDashboardServicer(dashboard_pb2_grpc.AnalyticsDashboardServiceSer
         request: dashboard_pb2.GetCohortTrendsRequest,
         context: grpc.aio.ServicerContext,
     ) -> dashboard_pb2.GetCohortTrendsResponse:
-        snapshot = self._snapshot()
+        snapshot = self._reader.snapshot()
         cohort_type = request.cohort_type or "weekly"
         period = dashboard_period(
             request.start_date,
@@ -123,6 +113,6 @@ class AnalyticsDashboardServicer(dashboard_pb2_grpc.AnalyticsDashboardServiceSer
         )
         listed = trend_buckets(period, cohort_type)
 
-        async with self._reading() as session:
+        async with self._reader.session() as session:
             trends = await cohort_trends(session, period, cohort_type, listed, snapshot)
         return messages.trends_response(trends)

@@ -3,15 +3,11 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from datetime import timedelta
 from typing import TYPE_CHECKING
 
 import grpc
 from onboarding.v1 import funnel_pb2, funnel_pb2_grpc
 from redis.exceptions import RedisError
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.errors import InvalidArgument
 from services.funnel import messages
@@ -24,13 +20,14 @@ from services.funnel.heatmap import (
     heatmap_metrics,
 )
 from services.funnel.metrics import funnel_metrics
-from services.funnel.periods import period_from, periods_from, utc_now
+from services.funnel.periods import period_from, periods_from
+from services.funnel.reading import AnalyticsReader
 from services.funnel.realtime import MAX_WINDOW_HOURS, realtime_metrics
 from services.funnel.recommendations import (
     DEFAULT_MIN_CONFIDENCE,
     recommendations_report,
 )
-from services.funnel.rollup import Filters, Snapshot, begin_consistent_read
+from services.funnel.rollup import Filters
 from services.sessions.states import CONVERSATION_TYPES
 
 if TYPE_CHECKING:
@@ -53,25 +50,17 @@ class FunnelAnalyticsServicer(funnel_pb2_grpc.FunnelAnalyticsServiceServicer):
 
     def __init__(self, resources: Resources) -> None:
         settings = resources.settings
-        self._db = resources.db
+        self._reader = AnalyticsReader(
+            resources.db, settings.session_abandon_after_minutes
+        )
         self._redis = resources.redis
-        self._abandon_after = timedelta(minutes=settings.session_abandon_after_minutes)
         self._min_sample = settings.funnel_min_sample_size
         self._cache_ttl = settings.funnel_realtime_cache_seconds
-
-    def _snapshot(self) -> Snapshot:
-        return Snapshot(utc_now(), self._abandon_after)
-
-    @asynccontextmanager
-    async def _reading(self) -> AsyncIterator[AsyncSession]:
-        async with self._db.session() as session:
-            await begin_consistent_read(session)
-            yield session
 
     async def GetFunnel(
         self, request: funnel_pb2.GetFunnelRequest, context: grpc.aio.ServicerContext
     ) -> funnel_pb2.GetFunnelResponse:
-        snapshot = self._snapshot()
+        snapshot = self._reader.snapshot()
         conversation_type = request.conversation_type or None
         errors = {}
         if conversation_type is not None:
@@ -88,7 +77,7 @@ class FunnelAnalyticsServicer(funnel_pb2_grpc.FunnelAnalyticsServiceServicer):
         client_id = request.client_id if request.HasField("client_id") else None
         filters = Filters(client_id, conversation_type)
 
-        async with self._reading() as session:
+        async with self._reader.session() as session:
             metrics = await funnel_metrics(
                 session, period, filters, snapshot, min_sample=self._min_sample
             )
@@ -99,7 +88,7 @@ class FunnelAnalyticsServicer(funnel_pb2_grpc.FunnelAnalyticsServiceServicer):
         request: funnel_pb2.GetDropOffHeatmapRequest,
         context: grpc.aio.ServicerContext,
     ) -> funnel_pb2.GetDropOffHeatmapResponse:
-        snapshot = self._snapshot()
+        snapshot = self._reader.snapshot()
         granularity = request.granularity or "hourly"
         period = period_from(
             request.start_date,
@@ -119,7 +108,7 @@ class FunnelAnalyticsServicer(funnel_pb2_grpc.FunnelAnalyticsServiceServicer):
                 },
             )
 
-        async with self._reading() as session:
+        async with self._reader.session() as session:
             metrics = await heatmap_metrics(session, period, granularity, snapshot)
         return messages.heatmap_response(metrics)
 
@@ -128,7 +117,7 @@ class FunnelAnalyticsServicer(funnel_pb2_grpc.FunnelAnalyticsServiceServicer):
         request: funnel_pb2.GetCohortComparisonRequest,
         context: grpc.aio.ServicerContext,
     ) -> funnel_pb2.GetCohortComparisonResponse:
-        snapshot = self._snapshot()
+        snapshot = self._reader.snapshot()
         cohort_by = request.cohort_by or "client"
         period = period_from(
             request.start_date,
@@ -138,7 +127,7 @@ class FunnelAnalyticsServicer(funnel_pb2_grpc.FunnelAnalyticsServiceServicer):
             errors=_one_of(cohort_by, "cohort_by", tuple(COHORT_DIMENSIONS)),
         )
 
-        async with self._reading() as session:
+        async with self._reader.session() as session:
             comparison = await cohort_comparison(
                 session, period, cohort_by, snapshot, min_sample=self._min_sample
             )
@@ -149,7 +138,7 @@ class FunnelAnalyticsServicer(funnel_pb2_grpc.FunnelAnalyticsServiceServicer):
         request: funnel_pb2.GetRecommendationsRequest,
         context: grpc.aio.ServicerContext,
     ) -> funnel_pb2.GetRecommendationsResponse:
-        snapshot = self._snapshot()
+        snapshot = self._reader.snapshot()
         min_confidence = DEFAULT_MIN_CONFIDENCE
         errors = {}
         if request.HasField("min_confidence"):
@@ -165,7 +154,7 @@ class FunnelAnalyticsServicer(funnel_pb2_grpc.FunnelAnalyticsServiceServicer):
             errors=errors,
         )
 
-        async with self._reading() as session:
+        async with self._reader.session() as session:
             report = await recommendations_report(
                 session,
                 period,
@@ -193,8 +182,8 @@ class FunnelAnalyticsServicer(funnel_pb2_grpc.FunnelAnalyticsServiceServicer):
         if cached is not None:
             return funnel_pb2.GetRealtimeResponse.FromString(cached)
 
-        async with self._reading() as session:
-            metrics = await realtime_metrics(session, hours, self._snapshot())
+        async with self._reader.session() as session:
+            metrics = await realtime_metrics(session, hours, self._reader.snapshot())
         response = messages.realtime_response(metrics, self._cache_ttl)
         await self._cache(key, response.SerializeToString())
         return response
@@ -204,7 +193,7 @@ class FunnelAnalyticsServicer(funnel_pb2_grpc.FunnelAnalyticsServiceServicer):
         request: funnel_pb2.GetPeriodComparisonRequest,
         context: grpc.aio.ServicerContext,
     ) -> funnel_pb2.GetPeriodComparisonResponse:
-        snapshot = self._snapshot()
+        snapshot = self._reader.snapshot()
         first, second = periods_from(
             [
                 (
@@ -222,7 +211,7 @@ class FunnelAnalyticsServicer(funnel_pb2_grpc.FunnelAnalyticsServiceServicer):
             now=snapshot.now,
         )
 
-        async with self._reading() as session:
+        async with self._reader.session() as session:
             comparison = await period_comparison(session, first, second, snapshot)
         return messages.comparison_response(comparison)
 
