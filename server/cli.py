@@ -168,7 +168,7 @@ def worker(ctx: typer.Context) -> None:
 
 @app.command(context_settings=_CELERY_PASSTHROUGH)
 def beat(ctx: typer.Context) -> None:
-    """Run the Celery scheduler of periodic work (the DLQ sweep)."""
+    """Run the Celery scheduler: the DLQ sweep and checkpoint retention."""
     from services.dlq.worker import run_beat
 
     run_beat(list(ctx.args))
