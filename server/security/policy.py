@@ -43,6 +43,7 @@ POLICIES: dict[str, RpcPolicy] = {
         Permission.IS_ADMIN_USER, critical_resource="llm_calls"
     ),
     f"{_P}DlqAdminService/DeleteTask": RpcPolicy(Permission.IS_ADMIN_USER),
+    f"{_P}DlqAdminService/AbandonTask": RpcPolicy(Permission.IS_ADMIN_USER),
     f"{_P}DlqAdminService/GetStats": RpcPolicy(Permission.IS_ADMIN_USER),
     f"{_P}DlqAdminService/ClearTasks": RpcPolicy(Permission.IS_SUPERUSER),
     # Funnel analytics are staff only.

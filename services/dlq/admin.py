@@ -1,4 +1,4 @@
-"""Changes operators make through the API: retry, delete, clear.
+"""Changes operators make through the API: retry, abandon, delete, clear.
 
 Each runs in one transaction that also writes its ``dlq_audit_log`` rows, so
 the trail and the change commit together or not at all.
@@ -32,7 +32,7 @@ from server.errors import Aborted, FailedPrecondition, NotFound
 from server.security.principal import Principal
 from services.dlq import audit
 from services.dlq.convert import task_id_of
-from services.dlq.lifecycle import Outcome, Status, Trigger
+from services.dlq.lifecycle import ABANDONABLE_STATUSES, Outcome, Status, Trigger
 from services.dlq.models import DlqAuditLog, DlqEntry, DlqRetryRun
 from services.dlq.retry import message_for, send, start_retry
 
@@ -146,6 +146,51 @@ async def delete_entry(session: AsyncSession, entry_id: int, actor: Actor) -> da
     )
     await session.commit()
     return utcnow()
+
+
+async def abandon_entry(
+    session: AsyncSession, entry_id: int, reason: str, actor: Actor
+) -> datetime:
+    """Give up on an entry for the operator; returns when."""
+    entry = await session.get(DlqEntry, entry_id, with_for_update=True)
+    if entry is None:
+        raise NotFound(f"No DLQ task with id {task_id_of(entry_id)!r}.")
+    _check_abandonable(entry)
+
+    now = utcnow()
+    before = audit.state_of(entry)
+    entry.status = Status.ABANDONED
+    entry.next_retry_at = None
+    entry.updated_at = now
+    after = {**audit.state_of(entry), "reason": reason or "by_operator"}
+    session.add(
+        audit.by_user(
+            entry_id,
+            "abandon",
+            actor.principal,
+            actor.correlation_id,
+            before=before,
+            after=after,
+        )
+    )
+    await session.commit()
+    return now
+
+
+def _check_abandonable(entry: DlqEntry) -> None:
+    task_id = task_id_of(entry.id)
+    if entry.status == Status.RETRYING:
+        raise Aborted(
+            "A retry of this task is in progress; abandon it once it reports.",
+            reason="retry_in_progress",
+            extra={"task_id": task_id},
+        )
+    if entry.status not in ABANDONABLE_STATUSES:
+        raise FailedPrecondition(
+            f"This task is already {entry.status}.",
+            reason=f"already_{entry.status}",
+            extra={"task_id": task_id},
+        )
 
 
 async def count_matching(session: AsyncSession, filters: ClearFilters) -> int:

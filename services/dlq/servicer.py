@@ -17,6 +17,7 @@ from services.dlq.celery_app import create_celery
 from services.dlq.lifecycle import Status
 from services.dlq.validation import (
     FieldErrors,
+    check_abandon_reason,
     check_category,
     check_hours,
     check_status,
@@ -118,6 +119,22 @@ class DlqAdminServicer(dlq_pb2_grpc.DlqAdminServiceServicer):
             message="Task successfully removed from DLQ",
             task_id=convert.task_id_of(entry_id),
             deleted_at=convert.timestamp(deleted_at),
+        )
+
+    async def AbandonTask(
+        self, request: dlq_pb2.AbandonTaskRequest, context: grpc.aio.ServicerContext
+    ) -> dlq_pb2.AbandonTaskResponse:
+        entry_id = entry_id_of(request.task_id)
+        reason = check_abandon_reason(request.reason)
+        async with self._db.session() as session:
+            abandoned_at = await admin.abandon_entry(
+                session, entry_id, reason, _actor()
+            )
+        return dlq_pb2.AbandonTaskResponse(
+            status=Status.ABANDONED,
+            message="Task abandoned; no automatic retry will run it",
+            task_id=convert.task_id_of(entry_id),
+            abandoned_at=convert.timestamp(abandoned_at),
         )
 
     async def GetStats(

@@ -21,6 +21,8 @@ DEFAULT_TIME_RANGE_HOURS = 24
 # Ten years; keeps every window and cutoff a valid timestamp.
 MAX_HOURS = 10 * 365 * 24
 MAX_FILTER_LENGTH = 200
+# Longest reason an operator may give for abandoning an entry.
+MAX_REASON_LENGTH = 500
 
 
 class FieldErrors:
@@ -63,6 +65,17 @@ def check_text(errors: FieldErrors, field: str, value: str) -> None:
         errors.add(field, f"Must be at most {MAX_FILTER_LENGTH} characters.")
     elif "\x00" in value:
         errors.add(field, "Must not contain NUL characters.")
+
+
+def check_abandon_reason(reason: str) -> str:
+    """The operator's reason for abandoning, or 400."""
+    errors = FieldErrors()
+    if len(reason) > MAX_REASON_LENGTH:
+        errors.add("reason", f"Must be at most {MAX_REASON_LENGTH} characters.")
+    elif "\x00" in reason:
+        errors.add("reason", "Must not contain NUL characters.")
+    errors.raise_if_any()
+    return reason.strip()
 
 
 def page_of(errors: FieldErrors, page: int) -> int:
