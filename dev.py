@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """One entry point for developers and CI; needs nothing but Python 3.11+.
 
-    python3 dev.py run [--no-migrate] [--no-envoy] [--no-worker]
+    python3 dev.py run [--no-migrate] [--no-envoy] [--no-worker] [--demo]
     python3 dev.py test [pytest args...]
     python3 dev.py gen
     python3 dev.py lint

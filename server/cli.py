@@ -32,6 +32,8 @@ def _with_db(work: Callable[[Database], Awaitable[T]]) -> T:
         return asyncio.run(run())
     except ApiError as err:
         typer.echo(f"error: {err.detail}", err=True)
+        for field, messages in err.field_errors.items():
+            typer.echo(f"  {field}: {' '.join(messages)}", err=True)
         raise typer.Exit(1) from err
 
 
@@ -147,6 +149,8 @@ def prune_checkpoints(
         )
     except ApiError as err:
         typer.echo(f"error: {err.detail}", err=True)
+        for field, messages in err.field_errors.items():
+            typer.echo(f"  {field}: {' '.join(messages)}", err=True)
         raise typer.Exit(1) from err
     typer.echo(
         f"pruned {result.deleted} checkpoints of {result.sessions} sessions "
@@ -262,6 +266,8 @@ def demo(
         raise typer.Exit(1) from err
     except ApiError as err:
         typer.echo(f"error: {err.detail}", err=True)
+        for field, messages in err.field_errors.items():
+            typer.echo(f"  {field}: {' '.join(messages)}", err=True)
         raise typer.Exit(1) from err
 
 

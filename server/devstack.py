@@ -52,6 +52,8 @@ DESCRIPTOR_SET = ROOT / "gen" / "onboarding.pb"
 DEMO_USER = "demo-admin"
 DEMO_PASSWORD_FILE = "demo-admin-password"
 
+# Where a running stack tells CLI commands its database and Redis URLs.
+STACK_ENV_FILE = "stack.env"
 # Unix socket paths longer than this do not fit in sockaddr_un (108 bytes).
 _MAX_SOCKET_PATH = 100
 
@@ -634,11 +636,28 @@ def _run(options: _Options, supervisor: Supervisor) -> None:
         if _has_command(onboarding, name, env):
             supervisor.start(name, [*onboarding, name], env=env, cwd=ROOT)
 
-    demo_login = None
-    if options.demo:
-        demo_login = _load_demo(options, env, onboarding, envoy_started=envoy_started)
-    _print_banner(options, env, envoy_started=envoy_started, demo_login=demo_login)
-    supervisor.wait()
+    stack_env = _write_stack_env(options.data_dir, env)
+    try:
+        demo_login = None
+        if options.demo:
+            demo_login = _load_demo(
+                options, env, onboarding, envoy_started=envoy_started
+            )
+        _print_banner(options, env, envoy_started=envoy_started, demo_login=demo_login)
+        supervisor.wait()
+    finally:
+        stack_env.unlink(missing_ok=True)
+
+
+def _write_stack_env(data_dir: Path, env: Mapping[str, str]) -> Path:
+    """Tell CLI commands run from another terminal where this stack's
+    database and Redis are (``server.settings`` reads the file), so they do
+    not fall back to the default addresses and write somewhere else."""
+    path = data_dir / STACK_ENV_FILE
+    path.write_text(
+        "".join(f"{key}='{env[key]}'\n" for key in ("DATABASE_URL", "REDIS_URL"))
+    )
+    return path
 
 
 def _service_env(options: _Options) -> dict[str, str]:
@@ -783,20 +802,13 @@ def _print_banner(
         f"  Redis         {_without_password(env['REDIS_URL'])}",
         f"  Logs          {options.data_dir / 'logs'}",
         "",
-        f"  First user:   {_database_env(env)}"
-        ".venv/bin/onboarding create-user admin --staff --superuser",
+        "  First user:   .venv/bin/onboarding create-user admin --staff --superuser",
+        f"  CLI commands run here use this stack ({options.data_dir / STACK_ENV_FILE})",
         "",
     ]
     if demo_login is not None:
         lines[-1:-1] = [f"  Demo staff:   {demo_login[0]} / {demo_login[1]}"]
     print("\n".join(lines), flush=True)
-
-
-def _database_env(env: Mapping[str, str]) -> str:
-    """The prefix a second terminal needs to reach an embedded database."""
-    if "DATABASE_URL" in os.environ:
-        return ""
-    return f"DATABASE_URL='{env['DATABASE_URL']}' "
 
 
 def _without_password(url: str) -> str:

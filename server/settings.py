@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 from functools import lru_cache
+from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, SecretStr
@@ -10,11 +12,19 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 _DEV_SECRET = "dev-only-insecure-jwt-secret-change-me-0123456789"
 
+# `python3 dev.py run` writes the URLs of the stack it runs here, so CLI
+# commands in another terminal reach that stack; real environment variables
+# and .env still win.
+_STACK_ENV = (
+    Path(os.environ.get("DATA_DIR") or Path(__file__).resolve().parent.parent / ".data")
+    / "stack.env"
+)
+
 
 class Settings(BaseSettings):
     """Every tunable of the server; each field maps to an upper-case env var."""
 
-    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
+    model_config = SettingsConfigDict(env_file=(_STACK_ENV, ".env"), extra="ignore")
 
     database_url: str = "postgresql://postgres@127.0.0.1:5432/onboarding"
     redis_url: str = "redis://127.0.0.1:6379/0"

@@ -14,6 +14,7 @@ the demo never uses, so the figures of clients 1-5 stay the plan's.
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import uuid
@@ -37,8 +38,12 @@ from tests.conftest import PASSWORD, Account
 from tests.dlq.conftest import CeleryProcess, wait_until
 from tests.support.stack import ROOT, Gateway, ServerProcess, free_port, run_cli
 
-# CI checks the shared folder out beside the repository.
-SPEC = ROOT.parent / "shared" / "spec" / "onboarding-api.md"
+# The API document lives in the shared folder beside the repository (CI lays
+# it there); ONBOARDING_API_SPEC points elsewhere.
+SPEC = Path(
+    os.environ.get("ONBOARDING_API_SPEC")
+    or ROOT.parent / "shared" / "spec" / "onboarding-api.md"
+)
 API = "/api/v1/onboarding"
 TEST_CLIENT = 9
 # Small, but big enough for the recommendation rules and the cohorts' best
@@ -305,8 +310,12 @@ def _answer(index: int, question: str, length: int) -> dict[str, Any]:
 
 
 def spec_text() -> str:
+    """The API document; outside CI its absence skips the tests built on it."""
     if not SPEC.exists():
-        pytest.fail(f"the API document is missing: {SPEC}")
+        message = f"the API document is missing: {SPEC} (set ONBOARDING_API_SPEC)"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message, allow_module_level=True)
     return SPEC.read_text()
 
 
