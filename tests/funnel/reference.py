@@ -134,7 +134,11 @@ def funnel(sessions: list[Facts], now: datetime, timeout: timedelta) -> dict[str
         "completed_sessions": completed,
         "abandoned_sessions": len(abandoned),
         "avg_completion_time_minutes": minutes(
-            [s.reached_at[4] - s.journey.started_at for s in sessions if s.completed]  # type: ignore[operator]
+            [
+                s.reached_at[4] - s.journey.started_at  # type: ignore[operator]
+                for s in sessions
+                if s.completed
+            ]
         ),
         "stages": stages,
         "top_drop_off_points": drop_off_points(abandoned, total),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import grpc
 import pytest
 from google.rpc import error_details_pb2
@@ -11,10 +13,10 @@ from onboarding.v1 import auth_pb2, auth_pb2_grpc, dlq_pb2, dlq_pb2_grpc
 from tests.conftest import PASSWORD, Account
 
 
-def _details(error: grpc.RpcError) -> dict[str, object]:
+def _details(error: grpc.RpcError) -> dict[str, Any]:
     status = rpc_status.from_call(error)  # type: ignore[arg-type]
     assert status is not None
-    found: dict[str, object] = {}
+    found: dict[str, Any] = {}
     for any_detail in status.details:
         for kind in (
             error_details_pb2.ErrorInfo,
@@ -57,10 +59,10 @@ def test_missing_credentials_are_unauthenticated(
 
     assert caught.value.code() == grpc.StatusCode.UNAUTHENTICATED
     info = _details(caught.value)["ErrorInfo"]
-    assert info.reason == "NOT_AUTHENTICATED"  # type: ignore[attr-defined]
-    assert info.domain == "onboarding.v1"  # type: ignore[attr-defined]
-    correlation = dict(caught.value.initial_metadata())["x-correlation-id"]  # type: ignore[attr-defined]
-    assert info.metadata["correlation_id"] == correlation  # type: ignore[attr-defined]
+    assert info.reason == "NOT_AUTHENTICATED"
+    assert info.domain == "onboarding.v1"
+    correlation = dict(caught.value.initial_metadata())["x-correlation-id"]
+    assert info.metadata["correlation_id"] == correlation
 
 
 def test_refresh_token_is_not_an_access_token(
@@ -94,7 +96,7 @@ def test_standard_user_is_permission_denied(
         stub.ListTasks(dlq_pb2.ListTasksRequest(), metadata=alice.metadata)
 
     assert caught.value.code() == grpc.StatusCode.PERMISSION_DENIED
-    assert _details(caught.value)["ErrorInfo"].reason == "PERMISSION_DENIED"  # type: ignore[attr-defined]
+    assert _details(caught.value)["ErrorInfo"].reason == "PERMISSION_DENIED"
 
 
 def test_validation_errors_carry_bad_request(
@@ -107,7 +109,7 @@ def test_validation_errors_carry_bad_request(
 
     assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     bad = _details(caught.value)["BadRequest"]
-    violations = [(v.field, v.description) for v in bad.field_violations]  # type: ignore[attr-defined]
+    violations = [(v.field, v.description) for v in bad.field_violations]
     assert violations == [("password", "This field is required.")]
 
 
@@ -123,10 +125,10 @@ def test_rate_limit_carries_retry_and_quota_details(
 
     assert caught.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
     details = _details(caught.value)
-    delay = details["RetryInfo"].retry_delay.seconds  # type: ignore[attr-defined]
+    delay = details["RetryInfo"].retry_delay.seconds
     assert 0 < delay <= 300
-    violation = details["QuotaFailure"].violations[0]  # type: ignore[attr-defined]
+    violation = details["QuotaFailure"].violations[0]
     assert violation.subject == "/onboarding.v1.AuthService/GetCurrentUser"
-    headers = dict(caught.value.initial_metadata())  # type: ignore[attr-defined]
+    headers = dict(caught.value.initial_metadata())
     assert headers["retry-after"] == str(delay)
     assert headers["x-ratelimit-remaining"] == "0"
