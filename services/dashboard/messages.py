@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from onboarding.v1 import dashboard_pb2
 
+from server.convert import struct, timestamp
 from services.dashboard.heatmap import Heatmap, HeatmapPeriod
 from services.dashboard.overview import Overview, Recovery
 from services.dashboard.replay import Replay
 from services.dashboard.trends import CohortTrends, TrendCohort
-from services.funnel.messages import period_range, timestamp
+from services.funnel.messages import period_range
 from services.funnel.metrics import FunnelMetrics
-from services.sessions.convert import dict_to_struct
 
 
 def overview_response(overview: Overview) -> dashboard_pb2.GetOverviewResponse:
@@ -117,7 +117,7 @@ def replay_response(replay: Replay) -> dashboard_pb2.GetSessionReplayResponse:
             dashboard_pb2.TimelineEvent(
                 timestamp=timestamp(e.timestamp),
                 event_type=e.event_type,
-                data=dict_to_struct(e.data),
+                data=struct(e.data),
             )
             for e in replay.timeline
         ],

@@ -5,20 +5,15 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from google.protobuf import struct_pb2, timestamp_pb2
+from google.protobuf import struct_pb2
 from onboarding.v1 import dlq_pb2
 
+from server.convert import list_value, struct, timestamp
 from services.dlq.models import DlqEntry
 
 
 def task_id_of(entry_id: int) -> str:
     return f"dlq_{entry_id}"
-
-
-def timestamp(value: datetime) -> timestamp_pb2.Timestamp:
-    message = timestamp_pb2.Timestamp()
-    message.FromDatetime(value)
-    return message
 
 
 def rfc3339(value: datetime) -> str:
@@ -43,18 +38,6 @@ def nullable_string(value: str | None) -> struct_pb2.Value:
     if value is None:
         return struct_pb2.Value(null_value=struct_pb2.NULL_VALUE)
     return struct_pb2.Value(string_value=value)
-
-
-def list_value(items: list[Any]) -> struct_pb2.ListValue:
-    message = struct_pb2.ListValue()
-    message.extend(items)
-    return message
-
-
-def struct(fields: dict[str, Any]) -> struct_pb2.Struct:
-    message = struct_pb2.Struct()
-    message.update(fields)
-    return message
 
 
 def summary(entry: DlqEntry) -> dlq_pb2.DlqTask:

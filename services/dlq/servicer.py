@@ -9,6 +9,7 @@ import grpc
 import structlog
 from onboarding.v1 import dlq_pb2, dlq_pb2_grpc
 
+from server.convert import struct, timestamp
 from server.db import utcnow
 from server.errors import FailedPrecondition
 from server.security.principal import current_principal
@@ -105,7 +106,7 @@ class DlqAdminServicer(dlq_pb2_grpc.DlqAdminServiceServicer):
             celery_task_id=started.celery_task_id,
             retry_count=entry.retry_count,
             max_retries=entry.max_retries,
-            estimated_completion=convert.timestamp(started.estimated_completion),
+            estimated_completion=timestamp(started.estimated_completion),
         )
 
     async def DeleteTask(
@@ -118,7 +119,7 @@ class DlqAdminServicer(dlq_pb2_grpc.DlqAdminServiceServicer):
             status="deleted",
             message="Task successfully removed from DLQ",
             task_id=convert.task_id_of(entry_id),
-            deleted_at=convert.timestamp(deleted_at),
+            deleted_at=timestamp(deleted_at),
         )
 
     async def AbandonTask(
@@ -134,7 +135,7 @@ class DlqAdminServicer(dlq_pb2_grpc.DlqAdminServiceServicer):
             status=Status.ABANDONED,
             message="Task abandoned; no automatic retry will run it",
             task_id=convert.task_id_of(entry_id),
-            abandoned_at=convert.timestamp(abandoned_at),
+            abandoned_at=timestamp(abandoned_at),
         )
 
     async def GetStats(
@@ -167,8 +168,8 @@ class DlqAdminServicer(dlq_pb2_grpc.DlqAdminServiceServicer):
             status="cleared",
             message=f"Successfully removed {deleted} tasks from DLQ",
             deleted_count=deleted,
-            filters_applied=convert.struct(filters.applied()),
-            cleared_at=convert.timestamp(utcnow()),
+            filters_applied=struct(filters.applied()),
+            cleared_at=timestamp(utcnow()),
         )
 
 
@@ -214,9 +215,9 @@ def _stats_response(
         average_retry_count=round(figures.average_retry_count, 2),
         oldest_task_age_hours=round(age, 2),
         time_range=dlq_pb2.StatsTimeRange(
-            start=convert.timestamp(start),
-            end=convert.timestamp(now),
+            start=timestamp(start),
+            end=timestamp(now),
             hours=hours,
         ),
-        last_updated=convert.timestamp(now),
+        last_updated=timestamp(now),
     )

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
-from google.protobuf import timestamp_pb2
 from onboarding.v1 import funnel_pb2
 
+from server.convert import timestamp
 from services.funnel.cohorts import Cohort, CohortComparison
 from services.funnel.comparison import PeriodComparison, PeriodSummary
 from services.funnel.heatmap import HeatmapMetrics
@@ -14,12 +12,6 @@ from services.funnel.metrics import FunnelMetrics
 from services.funnel.periods import Period
 from services.funnel.realtime import RealtimeMetrics
 from services.funnel.recommendations import Recommendation, RecommendationsReport
-
-
-def timestamp(value: datetime) -> timestamp_pb2.Timestamp:
-    message = timestamp_pb2.Timestamp()
-    message.FromDatetime(value.astimezone(UTC))
-    return message
 
 
 def period_range(period: Period) -> funnel_pb2.PeriodRange:

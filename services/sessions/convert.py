@@ -9,6 +9,7 @@ from typing import Any
 from google.protobuf import json_format, struct_pb2, timestamp_pb2
 from onboarding.v1 import sessions_pb2
 
+from server.convert import timestamp
 from services.sessions.models import OnboardingSession
 
 # Struct numbers are doubles; integers beyond this lose precision there anyway.
@@ -36,12 +37,6 @@ def _integral(value: Any) -> Any:
     return value
 
 
-def dict_to_struct(value: dict[str, Any]) -> struct_pb2.Struct:
-    struct = struct_pb2.Struct()
-    struct.update(value)
-    return struct
-
-
 def canonical_json(value: Any) -> str:
     """Compact JSON with sorted keys: the form hashed and size-limited."""
     return json.dumps(
@@ -51,12 +46,6 @@ def canonical_json(value: Any) -> str:
         ensure_ascii=False,
         allow_nan=False,
     )
-
-
-def timestamp(value: datetime) -> timestamp_pb2.Timestamp:
-    message = timestamp_pb2.Timestamp()
-    message.FromDatetime(value.astimezone(UTC))
-    return message
 
 
 def to_datetime(message: timestamp_pb2.Timestamp) -> datetime:

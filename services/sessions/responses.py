@@ -7,6 +7,7 @@ from datetime import datetime, timedelta
 
 from onboarding.v1 import sessions_pb2
 
+from server.convert import struct, timestamp
 from services.sessions.checkpoints import (
     NEXT_ACTIONS,
     Created,
@@ -14,12 +15,7 @@ from services.sessions.checkpoints import (
     HistoryEntry,
     Resumed,
 )
-from services.sessions.convert import (
-    dict_to_struct,
-    session_message,
-    timestamp,
-    whole_minutes,
-)
+from services.sessions.convert import session_message, whole_minutes
 from services.sessions.eventstore import Stored
 from services.sessions.intake import EventGroup
 from services.sessions.interventions import (
@@ -73,7 +69,7 @@ def resumed_response(
         status="resumed",
         session_id=str(session_id),
         restored_state=checkpoint.state,
-        restored_data=dict_to_struct(resumed.data),
+        restored_data=struct(resumed.data),
         checkpoint_version=checkpoint.version,
         checkpoint_age_seconds=age,
         next_action=sessions_pb2.NextAction(type=action, description=description),
@@ -92,7 +88,7 @@ def history_response(
                 state=entry.state,
                 created_at=timestamp(entry.created_at),
                 checkpoint_hash=entry.checkpoint_hash,
-                data_summary=dict_to_struct(_summary(entry)),
+                data_summary=struct(_summary(entry)),
             )
             for entry in history.entries
         ],
