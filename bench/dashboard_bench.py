@@ -18,17 +18,12 @@ from __future__ import annotations
 
 import argparse
 import functools
-import statistics
 import sys
 import time
 import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import grpc
 import httpx
@@ -38,10 +33,19 @@ import redis
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "gen" / "python")]
 
-from onboarding.v1 import auth_pb2, auth_pb2_grpc, dashboard_pb2  # noqa: E402
+from onboarding.v1 import dashboard_pb2  # noqa: E402
 from onboarding.v1 import dashboard_pb2_grpc as dashboard_grpc  # noqa: E402
 
-from bench.funnel_bench import PASSWORD, load  # noqa: E402
+from bench.funnel_bench import (  # noqa: E402
+    PASSWORD,
+    Scenario,
+    bench_database,
+    load,
+    login,
+    parse_args,
+    stats,
+    time_calls,
+)
 from server import devstack  # noqa: E402
 from tests.support.stack import Gateway, ServerProcess, run_cli  # noqa: E402
 
@@ -68,15 +72,6 @@ SELECT s.id, 'srv:resume:1', 'session_resumed', s.last_activity_at, s.current_st
 FROM onboarding_sessions AS s
 WHERE s.collecting_at IS NOT NULL AND abs(hashtext(s.id::text)) % 20 = 0
 """
-
-
-@dataclass(frozen=True)
-class Scenario:
-    name: str
-    rpc: str
-    request: Any
-    # Clear the overview cache before each call (a cold read).
-    cold: bool = False
 
 
 def scenarios(days: int, replayed: list[str]) -> list[Scenario]:
@@ -141,27 +136,6 @@ def scenarios(days: int, replayed: list[str]) -> list[Scenario]:
     ]
 
 
-def _stats(timings: list[float]) -> tuple[float, float]:
-    return statistics.median(timings), statistics.quantiles(timings, n=20)[18]
-
-
-def _time(
-    call: Callable[[], Any], count: int, before: Callable[[], None]
-) -> tuple[list[float], Any]:
-    """Three warm-up calls, then ``count`` timed ones, one at a time."""
-    reply = None
-    for _ in range(3):
-        before()
-        reply = call()
-    timings = []
-    for _ in range(count):
-        before()
-        started = time.perf_counter()
-        reply = call()
-        timings.append((time.perf_counter() - started) * 1000)
-    return timings, reply
-
-
 def _covered(reply: Any) -> str:
     """How many sessions (or, for a replay, events) the reply covers."""
     if hasattr(reply, "overview"):
@@ -193,8 +167,8 @@ def measure_grpc(
                 metadata=metadata,
                 timeout=60,
             )
-            timings, reply = _time(call, count, before)
-            median, p95 = _stats(timings)
+            timings, reply = time_calls(call, count, before)
+            median, p95 = stats(timings)
             print(
                 f"| {scenario.name} | {_covered(reply)} | {median:.1f} | {p95:.1f} |",
                 flush=True,
@@ -215,9 +189,9 @@ def measure_rest(base_url: str, token: str, replayed: str, count: int) -> None:
     with httpx.Client(base_url=base, timeout=60) as client:
         for name, path in paths:
             call = functools.partial(client.get, path, headers=headers)
-            timings, reply = _time(call, count, lambda: None)
+            timings, reply = time_calls(call, count, lambda: None)
             reply.raise_for_status()
-            median, p95 = _stats(timings)
+            median, p95 = stats(timings)
             print(f"| {name} | {median:.1f} | {p95:.1f} |", flush=True)
 
 
@@ -227,21 +201,6 @@ def _forget(cache: redis.Redis) -> None:
 
 
 # Running ------------------------------------------------------------------
-
-
-@contextmanager
-def _database(work_dir: Path, keep: bool, reuse: bool) -> Iterator[str]:
-    admin_url = devstack.postgres_url(work_dir / "postgres")
-    if not reuse:
-        with psycopg.connect(admin_url, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{DATABASE}" WITH (FORCE)')
-            conn.execute(f'CREATE DATABASE "{DATABASE}"')
-    try:
-        yield urlunsplit(urlsplit(admin_url)._replace(path=f"/{DATABASE}"))
-    finally:
-        if not keep and not reuse:
-            with psycopg.connect(admin_url, autocommit=True) as conn:
-                conn.execute(f'DROP DATABASE IF EXISTS "{DATABASE}" WITH (FORCE)')
 
 
 def _build(env: dict[str, str], options: argparse.Namespace) -> None:
@@ -266,20 +225,14 @@ def _replayed(database_url: str, count: int) -> list[str]:
     return [str(row[0]) for row in rows]
 
 
-def _login(port: int) -> str:
-    with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
-        reply = auth_pb2_grpc.AuthServiceStub(channel).Login(
-            auth_pb2.LoginRequest(username="bench", password=PASSWORD)
-        )
-    return reply.access
-
-
 def main() -> None:
-    options = _parse_args()
+    options = parse_args()
     work_dir = ROOT / ".data" / "bench"
     (work_dir / "logs").mkdir(parents=True, exist_ok=True)
     redis_url = devstack.redis_url(work_dir / "redis")
-    with _database(work_dir, options.keep, options.reuse) as database_url:
+    with bench_database(
+        work_dir, options.keep, options.reuse, DATABASE
+    ) as database_url:
         env = {
             "DATABASE_URL": database_url,
             "REDIS_URL": redis_url,
@@ -296,7 +249,7 @@ def main() -> None:
         cache = redis.Redis.from_url(redis_url)
         _forget(cache)
         try:
-            token = _login(server.port)
+            token = login(server.port)
             cases = scenarios(options.days, replayed)
             measure_grpc(server.port, token, cache, cases, options.requests)
             measure_rest(gateway.base_url, token, replayed[0], options.requests)
@@ -304,22 +257,6 @@ def main() -> None:
             _forget(cache)
             gateway.stop()
             server.stop()
-
-
-def _parse_args() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--sessions", type=int, default=1_000_000)
-    parser.add_argument("--days", type=int, default=365)
-    parser.add_argument("--requests", type=int, default=30)
-    parser.add_argument(
-        "--keep", action="store_true", help="keep the database for a second look"
-    )
-    parser.add_argument(
-        "--reuse",
-        action="store_true",
-        help="measure the database a --keep run left, without loading again",
-    )
-    return parser.parse_args()
 
 
 if __name__ == "__main__":

@@ -379,11 +379,11 @@ def scenarios(days: int) -> list[Scenario]:
     ]
 
 
-def _stats(timings: list[float]) -> tuple[float, float]:
+def stats(timings: list[float]) -> tuple[float, float]:
     return statistics.median(timings), statistics.quantiles(timings, n=20)[18]
 
 
-def _time(
+def time_calls(
     call: Callable[[], Any], count: int, before: Callable[[], None]
 ) -> tuple[list[float], Any]:
     reply = None
@@ -431,8 +431,8 @@ def measure_grpc(
             call = functools.partial(
                 method, scenario.request, metadata=metadata, timeout=30
             )
-            timings, reply = _time(call, count, before)
-            median, p95 = _stats(timings)
+            timings, reply = time_calls(call, count, before)
+            median, p95 = stats(timings)
             print(
                 f"| {scenario.name} | {_covered(reply)} | {median:.1f} | {p95:.1f} |",
                 flush=True,
@@ -455,9 +455,9 @@ def measure_rest(base_url: str, token: str, days: int, count: int) -> None:
     ) as client:
         for name, path, params in paths:
             call = functools.partial(client.get, path, params=params, headers=headers)
-            timings, reply = _time(call, count, lambda: None)
+            timings, reply = time_calls(call, count, lambda: None)
             reply.raise_for_status()
-            median, p95 = _stats(timings)
+            median, p95 = stats(timings)
             print(f"| {name} | {median:.1f} | {p95:.1f} |", flush=True)
 
 
@@ -465,9 +465,11 @@ def measure_rest(base_url: str, token: str, days: int, count: int) -> None:
 
 
 @contextmanager
-def _database(work_dir: Path, keep: bool, reuse: bool) -> Iterator[str]:
+def bench_database(
+    work_dir: Path, keep: bool, reuse: bool, name: str = "onboarding_funnel_bench"
+) -> Iterator[str]:
+    """A fresh database of this name on the bench's PostgreSQL."""
     admin_url = devstack.postgres_url(work_dir / "postgres")
-    name = "onboarding_funnel_bench"
     if not reuse:
         with psycopg.connect(admin_url, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
@@ -480,7 +482,7 @@ def _database(work_dir: Path, keep: bool, reuse: bool) -> Iterator[str]:
                 conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-def _login(port: int) -> str:
+def login(port: int) -> str:
     with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
         reply = auth_pb2_grpc.AuthServiceStub(channel).Login(
             auth_pb2.LoginRequest(username="bench", password=PASSWORD)
@@ -489,11 +491,11 @@ def _login(port: int) -> str:
 
 
 def main() -> None:
-    options = _parse_args()
+    options = parse_args()
     work_dir = ROOT / ".data" / "bench"
     (work_dir / "logs").mkdir(parents=True, exist_ok=True)
     redis_url = devstack.redis_url(work_dir / "redis")
-    with _database(work_dir, options.keep, options.reuse) as database_url:
+    with bench_database(work_dir, options.keep, options.reuse) as database_url:
         env = {
             "DATABASE_URL": database_url,
             "REDIS_URL": redis_url,
@@ -508,7 +510,7 @@ def main() -> None:
         gateway = Gateway([server.port], work_dir).start()
         cache = redis.Redis.from_url(redis_url)
         try:
-            token = _login(server.port)
+            token = login(server.port)
             measure_grpc(server.port, token, cache, options.days, options.requests)
             measure_rest(gateway.base_url, token, options.days, options.requests)
         finally:
@@ -527,7 +529,7 @@ def _build(env: dict[str, str], options: argparse.Namespace) -> None:
     run_cli(["create-user", "bench", "--staff", "--password-stdin"], env, PASSWORD)
 
 
-def _parse_args() -> argparse.Namespace:
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sessions", type=int, default=1_000_000)
     parser.add_argument("--days", type=int, default=365)
